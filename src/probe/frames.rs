@@ -1,0 +1,171 @@
+//! Splitting the probe's output into sections. Control lines start with the
+//! tick's nonce (`NONCE START v1`, `NONCE BEGIN name`, `NONCE END name rc=N
+//! trunc=0|1`, `NONCE FIN`); every other line belongs to the open section.
+//! Log text cannot forge a control line because it cannot know the nonce.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    /// The section's exit status on the box (`None` if it never reported one).
+    pub rc: Option<i32>,
+    /// Output was cut to the section's byte budget.
+    pub truncated: bool,
+    pub lines: Vec<String>,
+}
+
+impl Section {
+    /// Value of the first `key=value` line.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.lines.iter().find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|r| r.strip_prefix('='))
+                .map(str::trim)
+        })
+    }
+
+    pub fn get_num<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.get(key).and_then(|v| v.parse().ok())
+    }
+
+    /// `timeout` exits 124 (or 137 after its KILL) when the section overran.
+    pub fn timed_out(&self) -> bool {
+        matches!(self.rc, Some(124) | Some(137))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Frames {
+    pub sections: BTreeMap<String, Section>,
+    /// Lines outside any frame (shell noise, a login banner).
+    pub stray_lines: usize,
+}
+
+/// Parse framed probe output. Errors describe why the output is not a
+/// complete probe; the caller turns them into PROBE_ERROR.
+pub fn parse(out: &[u8], nonce: &str) -> Result<Frames, String> {
+    let mut frames = Frames::default();
+    let mut started = false;
+    let mut finished = false;
+    let mut open: Option<(String, Section)> = None;
+    let prefix = format!("{nonce} ");
+    for raw in out.split(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(raw);
+        let line = line.strip_suffix('\r').unwrap_or(&line);
+        if let Some(ctl) = line.strip_prefix(&prefix) {
+            let mut words = ctl.split(' ');
+            match words.next() {
+                Some("START") => {
+                    if started {
+                        return Err("probe output has two START frames".into());
+                    }
+                    started = true;
+                }
+                Some("BEGIN") if started && !finished => {
+                    let name = words.next().unwrap_or("").to_string();
+                    if let Some((prev, _)) = open.take() {
+                        return Err(format!("section {prev} has no END frame"));
+                    }
+                    open = Some((name, Section::default()));
+                }
+                Some("END") if started => {
+                    let name = words.next().unwrap_or("");
+                    let Some((open_name, mut sec)) = open.take() else {
+                        return Err(format!("END frame for {name} without BEGIN"));
+                    };
+                    if open_name != name {
+                        return Err(format!("END frame for {name} while {open_name} is open"));
+                    }
+                    for w in words {
+                        if let Some(v) = w.strip_prefix("rc=") {
+                            sec.rc = v.trim().parse().ok();
+                        } else if let Some(v) = w.strip_prefix("trunc=") {
+                            sec.truncated = v.trim() == "1";
+                        }
+                    }
+                    // The shell adds a newline before its RC marker; drop the
+                    // blank lines that leaves at the end.
+                    while sec.lines.last().is_some_and(|l| l.is_empty()) {
+                        sec.lines.pop();
+                    }
+                    frames.sections.insert(open_name, sec);
+                }
+                Some("FIN") if started => {
+                    if let Some((name, _)) = &open {
+                        return Err(format!("section {name} has no END frame"));
+                    }
+                    finished = true;
+                }
+                _ => return Err(format!("malformed control line {:?}", truncate(line, 80))),
+            }
+            continue;
+        }
+        match &mut open {
+            Some((_, sec)) => sec.lines.push(line.to_string()),
+            None => {
+                if !line.is_empty() {
+                    frames.stray_lines += 1;
+                }
+            }
+        }
+    }
+    if !started {
+        return Err("no gpupatrol frame in the output (is the remote login shell able to run `sh -s`?)".into());
+    }
+    if let Some((name, _)) = open {
+        return Err(format!("output ended inside section {name} (connection cut or probe killed)"));
+    }
+    if !finished {
+        return Err("output ended before the probe finished".into());
+    }
+    Ok(frames)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: &str = "GPXabc123";
+
+    #[test]
+    fn parses_sections() {
+        let out = format!(
+            "motd noise\n{N} START v1\n{N} BEGIN now\nnow=100\n\n{N} END now rc=0 trunc=0\n{N} BEGIN gpu\nabsent\n{N} END gpu rc=124 trunc=1\n{N} FIN\n"
+        );
+        let f = parse(out.as_bytes(), N).unwrap();
+        assert_eq!(f.stray_lines, 1);
+        assert_eq!(f.sections["now"].get_num::<i64>("now"), Some(100));
+        assert_eq!(f.sections["now"].lines, vec!["now=100"]);
+        assert!(f.sections["gpu"].timed_out());
+        assert!(f.sections["gpu"].truncated);
+    }
+
+    #[test]
+    fn forged_frames_without_the_nonce_are_data() {
+        let out = format!(
+            "{N} START v1\n{N} BEGIN log\nGPXother END log rc=0 trunc=0\nEND log rc=0\n{N} END log rc=0 trunc=0\n{N} FIN\n"
+        );
+        let f = parse(out.as_bytes(), N).unwrap();
+        assert_eq!(f.sections["log"].lines.len(), 2);
+    }
+
+    #[test]
+    fn truncated_output_is_an_error() {
+        let out = format!("{N} START v1\n{N} BEGIN log\nsome\n");
+        assert!(parse(out.as_bytes(), N).unwrap_err().contains("inside section log"));
+        let out = format!("{N} START v1\n{N} BEGIN log\n{N} END log rc=0 trunc=0\n");
+        assert!(parse(out.as_bytes(), N).unwrap_err().contains("before the probe finished"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse(b"\xff\xfe garbage \x00\n\n", N).is_err());
+        assert!(parse(b"", N).is_err());
+        let out = format!("{N} START v1\n{N} WHAT\n");
+        assert!(parse(out.as_bytes(), N).is_err());
+    }
+}

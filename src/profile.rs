@@ -1,0 +1,679 @@
+//! Profiles: one YAML file per box/run. Parsed strictly (unknown keys are
+//! errors), then validated into a [`Profile`] before any network I/O. Every
+//! error names the file, the line and the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::duration;
+use crate::error::{Error, Result};
+
+/// The newest profile format this build understands.
+pub const PROFILE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Ssh,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Unknown and changed host keys are refused.
+    Strict,
+    /// An unknown host key is recorded; a changed one is still refused.
+    AcceptNew,
+}
+
+/// How to tell whether the run is alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliveCheck {
+    Tmux(String),
+    Slurm(String),
+    Pgrep(String),
+    Pidfile(String),
+}
+
+impl AliveCheck {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AliveCheck::Tmux(_) => "tmux",
+            AliveCheck::Slurm(_) => "slurm",
+            AliveCheck::Pgrep(_) => "pgrep",
+            AliveCheck::Pidfile(_) => "pidfile",
+        }
+    }
+    pub fn arg(&self) -> &str {
+        match self {
+            AliveCheck::Tmux(s)
+            | AliveCheck::Slurm(s)
+            | AliveCheck::Pgrep(s)
+            | AliveCheck::Pidfile(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub path: String,
+    pub expect_count: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Thresholds {
+    pub disk_pct: f64,
+    pub inodes_pct: f64,
+    pub mem_pct: f64,
+    /// GPU utilisation below this while the step advances → "data-bound" warning.
+    pub gpu_idle_pct: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            disk_pct: 90.0,
+            inodes_pct: 90.0,
+            mem_pct: 90.0,
+            gpu_idle_pct: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub alive: Option<AliveCheck>,
+    pub log: Option<String>,
+    pub master_log: Option<String>,
+    pub progress: Option<Regex>,
+    pub done_marker: Option<String>,
+    pub done_pattern: Option<String>,
+    pub stall_after: Duration,
+    pub max_runtime: Option<Duration>,
+    pub resume: Option<String>,
+}
+
+/// A validated profile. Built only by [`load`] / [`parse`].
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub file: PathBuf,
+    pub name: String,
+    pub transport: TransportKind,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub ssh_config: Option<PathBuf>,
+    pub host_key_policy: HostKeyPolicy,
+    pub connect_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_count: u32,
+    pub probe_timeout: Duration,
+    pub section_timeout: Duration,
+    pub gpu_samples: u32,
+    pub gpu_interval: Duration,
+    pub log_scan_max: u64,
+    pub crash_window: u64,
+    pub job: Job,
+    pub artifacts: Vec<Artifact>,
+    pub data_mount: Option<String>,
+    pub thresholds: Thresholds,
+}
+
+// ---- raw, as written -------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    version: Option<Spanned<u32>>,
+    name: Option<Spanned<String>>,
+    transport: Option<TransportKind>,
+    host: Option<Spanned<String>>,
+    port: Option<u16>,
+    user: Option<String>,
+    identity_file: Option<String>,
+    known_hosts: Option<String>,
+    ssh_config: Option<String>,
+    host_key_policy: Option<HostKeyPolicy>,
+    connect_timeout: Option<Spanned<String>>,
+    keepalive_interval: Option<Spanned<String>>,
+    keepalive_count: Option<u32>,
+    probe_timeout: Option<Spanned<String>>,
+    section_timeout: Option<Spanned<String>>,
+    gpu: Option<RawGpu>,
+    log_scan_max_mb: Option<u64>,
+    crash_window_kb: Option<u64>,
+    job: Option<RawJob>,
+    #[serde(default)]
+    artifacts: Vec<RawArtifact>,
+    data_mount: Option<String>,
+    thresholds: Option<RawThresholds>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpu {
+    samples: Option<Spanned<u32>>,
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    alive: Option<Spanned<RawAlive>>,
+    log: Option<Spanned<String>>,
+    master_log: Option<String>,
+    progress: Option<Spanned<String>>,
+    done_marker: Option<String>,
+    done_pattern: Option<Spanned<String>>,
+    stall_after: Option<Spanned<String>>,
+    max_runtime: Option<Spanned<String>>,
+    resume: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlive {
+    tmux: Option<String>,
+    slurm: Option<String>,
+    pgrep: Option<String>,
+    pidfile: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtifact {
+    path: Spanned<String>,
+    expect_count: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    disk_pct: Option<Spanned<f64>>,
+    inodes_pct: Option<Spanned<f64>>,
+    mem_pct: Option<Spanned<f64>>,
+    gpu_idle_pct: Option<Spanned<f64>>,
+}
+
+// ---- loading ---------------------------------------------------------------
+
+/// Read and validate a profile file.
+pub fn load(file: &Path) -> Result<Profile> {
+    let text = std::fs::read_to_string(file).map_err(|source| Error::ProfileRead {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse(file, &text)
+}
+
+/// Validate profile text; `file` is used in error messages and to resolve
+/// relative local paths.
+pub fn parse(file: &Path, text: &str) -> Result<Profile> {
+    let raw: RawProfile = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, text, &e))?;
+    Validator { file }.build(raw)
+}
+
+fn yaml_error(file: &Path, text: &str, e: &serde_saphyr::Error) -> Error {
+    let line = e.location().map(|l| l.line()).unwrap_or(0);
+    let rendered = e.to_string();
+    // The crate renders a snippet after the message; users get file:line
+    // from us, so keep only the first line of its text.
+    let mut message = rendered.lines().next().unwrap_or("").trim().to_string();
+    if let Some(stripped) = message.strip_prefix("error: ") {
+        message = stripped.to_string();
+    }
+    let key = key_at_line(text, line).unwrap_or_else(|| "(document)".into());
+    let message = if message.contains("unknown field") {
+        format!("{message} (unknown keys are errors, not ignored)")
+    } else {
+        message
+    };
+    Error::Profile {
+        file: file.to_path_buf(),
+        line,
+        key,
+        message,
+    }
+}
+
+/// The dotted key path of the mapping key on (1-based) `line`, from indentation.
+fn key_at_line(text: &str, line: u64) -> Option<String> {
+    if line == 0 {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let idx = (line as usize).checked_sub(1)?;
+    let key_of = |l: &str| -> Option<(usize, String)> {
+        let indent = l.len() - l.trim_start().len();
+        let t = l.trim_start().trim_start_matches("- ");
+        let (k, _) = t.split_once(':')?;
+        let k = k.trim();
+        if k.is_empty() || k.starts_with('#') || k.contains(' ') && !k.starts_with('"') {
+            return None;
+        }
+        Some((indent, k.trim_matches('"').to_string()))
+    };
+    let (mut indent, first) = key_of(lines.get(idx)?)?;
+    let mut path = vec![first];
+    for l in lines[..idx].iter().rev() {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some((i, k)) = key_of(l) {
+            if i < indent {
+                path.push(k);
+                indent = i;
+                if i == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    path.reverse();
+    Some(path.join("."))
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, line: u64, key: &str, message: impl Into<String>) -> Error {
+        Error::Profile {
+            file: self.file.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn dur(&self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Result<Duration> {
+        match v {
+            None => Ok(default),
+            Some(s) => duration::parse(&s.value).map_err(|m| self.err(s.referenced.line(), key, m)),
+        }
+    }
+
+    fn local_path(&self, p: &str) -> PathBuf {
+        let expanded = expand_tilde(p);
+        if expanded.is_relative() {
+            // Relative local paths are relative to the profile's folder.
+            self.file
+                .parent()
+                .map(|d| d.join(&expanded))
+                .unwrap_or(expanded)
+        } else {
+            expanded
+        }
+    }
+
+    fn build(&self, raw: RawProfile) -> Result<Profile> {
+        if let Some(v) = &raw.version {
+            if v.value == 0 || v.value > PROFILE_VERSION {
+                return Err(self.err(
+                    v.referenced.line(),
+                    "version",
+                    format!(
+                        "profile version {} is not supported (this gpupatrol reads version {PROFILE_VERSION})",
+                        v.value
+                    ),
+                ));
+            }
+        }
+        let name = match &raw.name {
+            None => return Err(self.err(1, "name", "missing required key `name`")),
+            Some(n) => {
+                let ok = !n.value.is_empty()
+                    && n.value.len() <= 64
+                    && n.value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    && !n.value.starts_with('.');
+                if !ok {
+                    return Err(self.err(
+                        n.referenced.line(),
+                        "name",
+                        format!(
+                            "invalid name {:?} (letters, digits, '-', '_' and '.', at most 64; it names the state file)",
+                            n.value
+                        ),
+                    ));
+                }
+                n.value.clone()
+            }
+        };
+        let transport = raw.transport.unwrap_or(TransportKind::Ssh);
+        if transport == TransportKind::Ssh && raw.host.is_none() {
+            return Err(self.err(1, "host", "missing required key `host` for transport ssh"));
+        }
+        if let Some(h) = &raw.host {
+            if h.value.trim().is_empty() || h.value.contains(char::is_whitespace) {
+                return Err(self.err(h.referenced.line(), "host", format!("invalid host {:?}", h.value)));
+            }
+        }
+
+        let connect_timeout = self.dur(&raw.connect_timeout, "connect_timeout", Duration::from_secs(15))?;
+        let keepalive_interval = self.dur(&raw.keepalive_interval, "keepalive_interval", Duration::from_secs(10))?;
+        let probe_timeout = self.dur(&raw.probe_timeout, "probe_timeout", Duration::from_secs(60))?;
+        let section_timeout = self.dur(&raw.section_timeout, "section_timeout", Duration::from_secs(10))?;
+        for (d, key, v) in [
+            (connect_timeout, "connect_timeout", &raw.connect_timeout),
+            (keepalive_interval, "keepalive_interval", &raw.keepalive_interval),
+            (probe_timeout, "probe_timeout", &raw.probe_timeout),
+            (section_timeout, "section_timeout", &raw.section_timeout),
+        ] {
+            if d < Duration::from_millis(100) {
+                let line = v.as_ref().map(|s| s.referenced.line()).unwrap_or(0);
+                return Err(self.err(line, key, "must be at least 100ms"));
+            }
+        }
+        if section_timeout >= probe_timeout {
+            let line = raw.section_timeout.as_ref().map(|s| s.referenced.line()).unwrap_or(0);
+            return Err(self.err(line, "section_timeout", "must be shorter than probe_timeout"));
+        }
+
+        let (gpu_samples, gpu_interval) = match &raw.gpu {
+            None => (3, Duration::from_secs(1)),
+            Some(g) => {
+                let samples = match &g.samples {
+                    None => 3,
+                    Some(s) if (1..=10).contains(&s.value) => s.value,
+                    Some(s) => return Err(self.err(s.referenced.line(), "gpu.samples", "must be between 1 and 10")),
+                };
+                (samples, self.dur(&g.interval, "gpu.interval", Duration::from_secs(1))?)
+            }
+        };
+
+        let job = self.job(raw.job)?;
+
+        let mut artifacts = Vec::new();
+        for a in raw.artifacts {
+            if a.path.value.is_empty() {
+                return Err(self.err(a.path.referenced.line(), "artifacts.path", "empty path"));
+            }
+            artifacts.push(Artifact {
+                path: a.path.value,
+                expect_count: a.expect_count,
+            });
+        }
+
+        let mut thresholds = Thresholds::default();
+        if let Some(t) = raw.thresholds {
+            for (slot, v, key) in [
+                (&mut thresholds.disk_pct, &t.disk_pct, "thresholds.disk_pct"),
+                (&mut thresholds.inodes_pct, &t.inodes_pct, "thresholds.inodes_pct"),
+                (&mut thresholds.mem_pct, &t.mem_pct, "thresholds.mem_pct"),
+                (&mut thresholds.gpu_idle_pct, &t.gpu_idle_pct, "thresholds.gpu_idle_pct"),
+            ] {
+                if let Some(v) = v {
+                    if !(0.0..=100.0).contains(&v.value) {
+                        return Err(self.err(v.referenced.line(), key, "must be a percentage between 0 and 100"));
+                    }
+                    *slot = v.value;
+                }
+            }
+        }
+
+        let data_mount = raw.data_mount.or_else(|| {
+            job.log.as_ref().map(|l| match l.rsplit_once('/') {
+                Some(("", _)) => "/".to_string(),
+                Some((dir, _)) => dir.to_string(),
+                None => ".".to_string(),
+            })
+        });
+
+        Ok(Profile {
+            file: self.file.to_path_buf(),
+            name,
+            transport,
+            host: raw.host.map(|h| h.value),
+            port: raw.port,
+            user: raw.user,
+            identity_file: raw.identity_file.as_deref().map(|p| self.local_path(p)),
+            known_hosts: raw.known_hosts.as_deref().map(|p| self.local_path(p)),
+            ssh_config: raw.ssh_config.as_deref().map(|p| self.local_path(p)),
+            host_key_policy: raw.host_key_policy.unwrap_or(HostKeyPolicy::Strict),
+            connect_timeout,
+            keepalive_interval,
+            keepalive_count: raw.keepalive_count.unwrap_or(3).max(1),
+            probe_timeout,
+            section_timeout,
+            gpu_samples,
+            gpu_interval,
+            log_scan_max: raw.log_scan_max_mb.unwrap_or(64).max(1) * 1024 * 1024,
+            crash_window: raw.crash_window_kb.unwrap_or(256).max(4) * 1024,
+            job,
+            artifacts,
+            data_mount,
+            thresholds,
+        })
+    }
+
+    fn job(&self, raw: Option<RawJob>) -> Result<Job> {
+        let Some(raw) = raw else {
+            return Ok(Job {
+                alive: None,
+                log: None,
+                master_log: None,
+                progress: None,
+                done_marker: None,
+                done_pattern: None,
+                stall_after: Duration::from_secs(30 * 60),
+                max_runtime: None,
+                resume: None,
+            });
+        };
+        let alive = match &raw.alive {
+            None => None,
+            Some(a) => {
+                let line = a.referenced.line();
+                let v = &a.value;
+                let set: Vec<AliveCheck> = [
+                    v.tmux.clone().map(AliveCheck::Tmux),
+                    v.slurm.clone().map(AliveCheck::Slurm),
+                    v.pgrep.clone().map(AliveCheck::Pgrep),
+                    v.pidfile.clone().map(AliveCheck::Pidfile),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if set.len() != 1 {
+                    return Err(self.err(
+                        line,
+                        "job.alive",
+                        "give exactly one of { tmux: SESSION }, { slurm: JOB }, { pgrep: PATTERN }, { pidfile: PATH }",
+                    ));
+                }
+                let check = set.into_iter().next().expect("one element");
+                if check.arg().is_empty() {
+                    return Err(self.err(line, &format!("job.alive.{}", check.kind()), "must not be empty"));
+                }
+                Some(check)
+            }
+        };
+        let progress = match &raw.progress {
+            None => None,
+            Some(p) => {
+                let line = p.referenced.line();
+                let re = Regex::new(&p.value)
+                    .map_err(|e| self.err(line, "job.progress", format!("invalid regex: {}", one_line(&e.to_string()))))?;
+                if re.captures_len() < 2 {
+                    return Err(self.err(
+                        line,
+                        "job.progress",
+                        format!("regex {:?} has no capture group; the first group must capture the step number, e.g. 'Epoch (\\d+)'", p.value),
+                    ));
+                }
+                if raw.log.is_none() {
+                    return Err(self.err(line, "job.log", "`job.progress` is set but `job.log` is missing: progress is read from the per-run log"));
+                }
+                Some(re)
+            }
+        };
+        if let Some(d) = &raw.done_pattern {
+            if d.value.is_empty() {
+                return Err(self.err(d.referenced.line(), "job.done_pattern", "must not be empty"));
+            }
+            if raw.log.is_none() && raw.master_log.is_none() {
+                return Err(self.err(d.referenced.line(), "job.log", "`job.done_pattern` is set but neither `job.log` nor `job.master_log` is"));
+            }
+        }
+        if let Some(l) = &raw.log {
+            if l.value.is_empty() {
+                return Err(self.err(l.referenced.line(), "job.log", "must not be empty"));
+            }
+        }
+        let stall_after = self.dur(&raw.stall_after, "job.stall_after", Duration::from_secs(30 * 60))?;
+        let max_runtime = match &raw.max_runtime {
+            None => None,
+            Some(_) => Some(self.dur(&raw.max_runtime, "job.max_runtime", Duration::ZERO)?),
+        };
+        Ok(Job {
+            alive,
+            log: raw.log.map(|l| l.value),
+            master_log: raw.master_log,
+            progress,
+            done_marker: raw.done_marker,
+            done_pattern: raw.done_pattern.map(|d| d.value),
+            stall_after,
+            max_runtime,
+            resume: raw.resume,
+        })
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// Expand a leading `~/` with `$HOME` (local paths only; box paths are sent as written).
+pub fn expand_tilde(p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name: a100-box
+transport: ssh
+host: 203.0.113.7
+port: 22
+user: root
+identity_file: ~/.ssh/id_ed25519
+known_hosts: ~/.ssh/known_hosts
+host_key_policy: strict
+connect_timeout: 15s
+job:
+  alive: { tmux: train }
+  log: /workspace/runs/exp1/train.log
+  master_log: /workspace/all.log
+  progress: 'Epoch (\d+)'
+  done_marker: /workspace/runs/exp1/DONE
+  done_pattern: 'Training completed'
+  stall_after: 30m
+  max_runtime: 48h
+  resume: 'cd /workspace && tmux new -d -s train "python train.py --resume latest"'
+artifacts:
+  - { path: /workspace/ckpt, expect_count: 10 }
+data_mount: /workspace
+"#;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("profiles/x.yaml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_contract_example_parses() {
+        let p = parse(Path::new("p.yaml"), GOOD).unwrap();
+        assert_eq!(p.name, "a100-box");
+        assert_eq!(p.job.alive, Some(AliveCheck::Tmux("train".into())));
+        assert_eq!(p.job.stall_after, Duration::from_secs(1800));
+        assert_eq!(p.job.max_runtime, Some(Duration::from_secs(48 * 3600)));
+        assert_eq!(p.artifacts[0].expect_count, Some(10));
+        assert_eq!(p.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(p.data_mount.as_deref(), Some("/workspace"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err("name: x\nhost: h\njob:\n  log: /l\n  stall_aftr: 5m\n");
+        assert!(e.starts_with("profiles/x.yaml:5: job.stall_aftr: "), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_line_and_key() {
+        let e = err("name: x\nhost: h\njob:\n  log: /l\n  stall_after: 15 minutes\n");
+        assert!(e.starts_with("profiles/x.yaml:5: job.stall_after: invalid duration"), "{e}");
+    }
+
+    #[test]
+    fn regex_without_group_is_refused() {
+        let e = err("name: x\nhost: h\njob:\n  log: /l\n  progress: 'Epoch \\d+'\n");
+        assert!(e.starts_with("profiles/x.yaml:5: job.progress: "), "{e}");
+        assert!(e.contains("capture group"), "{e}");
+    }
+
+    #[test]
+    fn invalid_regex_is_refused() {
+        let e = err("name: x\nhost: h\njob:\n  log: /l\n  progress: 'Epoch (\\d+'\n");
+        assert!(e.starts_with("profiles/x.yaml:5: job.progress: invalid regex"), "{e}");
+    }
+
+    #[test]
+    fn progress_without_log_is_refused() {
+        let e = err("name: x\nhost: h\njob:\n  progress: 'Epoch (\\d+)'\n");
+        assert!(e.contains("job.log"), "{e}");
+        assert!(e.starts_with("profiles/x.yaml:4:"), "{e}");
+    }
+
+    #[test]
+    fn missing_host_for_ssh() {
+        assert!(err("name: x\n").contains("host"));
+    }
+
+    #[test]
+    fn two_alive_methods_refused() {
+        let e = err("name: x\nhost: h\njob:\n  alive: { tmux: a, pgrep: b }\n");
+        assert!(e.contains("job.alive"), "{e}");
+        assert!(e.contains(":4:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_alive_method_refused() {
+        let e = err("name: x\nhost: h\njob:\n  alive: { docker: a }\n");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bad_name_refused() {
+        assert!(err("name: ../etc\nhost: h\n").contains("invalid name"));
+    }
+
+    #[test]
+    fn slurm_numeric_job_id() {
+        let p = parse(Path::new("p.yaml"), "name: x\nhost: h\njob:\n  alive: { slurm: '1234' }\n").unwrap();
+        assert_eq!(p.job.alive, Some(AliveCheck::Slurm("1234".into())));
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_a_line() {
+        let e = err("name: x\nhost: [unclosed\n");
+        assert!(e.starts_with("profiles/x.yaml:"), "{e}");
+        assert!(!e.starts_with("profiles/x.yaml:0:"), "{e}");
+    }
+}

@@ -1,0 +1,245 @@
+//! The one-line report and its JSON twin. One line per profile per tick,
+//! always, even when nothing changed: timestamp, profile, verdict, facts,
+//! `unchanged` / `was X`, then warnings and the remediation when there are any.
+
+use serde::Serialize;
+
+use crate::decide::{Decision, mem_pct};
+use crate::probe::facts::{Facts, Gpus};
+use crate::verdict::{Severity, Verdict};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressJson {
+    pub step: Option<u64>,
+    pub line: Option<String>,
+    pub stalled_for_s: Option<i64>,
+    pub delta: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuJson {
+    pub index: u32,
+    pub util_pct: f64,
+    pub mem_used_mib: f64,
+    pub mem_total_mib: f64,
+    pub temp_c: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskJson {
+    pub used_pct: Option<f64>,
+    pub inodes_used_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CgroupJson {
+    pub mem_used_pct: Option<f64>,
+    pub oom_kills: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashJson {
+    pub class: String,
+    pub confidence: String,
+    pub evidence: String,
+    pub excerpt: String,
+}
+
+/// One tick's report for one profile. Field names are part of the contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ts: String,
+    pub profile: String,
+    pub verdict: Verdict,
+    pub severity: Severity,
+    pub exit_code: i32,
+    pub changed: bool,
+    pub previous: Option<Verdict>,
+    pub remediation: String,
+    pub warnings: Vec<String>,
+    pub detail: Option<String>,
+    pub rule: &'static str,
+    pub progress: ProgressJson,
+    pub alive: Option<String>,
+    pub gpus: Vec<GpuJson>,
+    pub gpu_status: &'static str,
+    pub disk: Option<DiskJson>,
+    pub cgroup: Option<CgroupJson>,
+    pub crash: Option<CrashJson>,
+    pub resume: Option<String>,
+    pub transport: &'static str,
+    pub connections: u32,
+    pub elapsed_ms: u64,
+    /// The human line, so a JSON consumer can show exactly what a person sees.
+    pub line: String,
+}
+
+pub struct Inputs<'a> {
+    pub ts: &'a str,
+    pub profile: &'a str,
+    pub previous: Option<Verdict>,
+    pub decision: &'a Decision,
+    pub facts: Option<&'a Facts>,
+    pub transport: &'static str,
+    pub connections: u32,
+    pub elapsed_ms: u64,
+    pub resume: Option<&'a str>,
+}
+
+pub fn build(i: Inputs) -> Report {
+    let d = i.decision;
+    let gpus = match i.facts.map(|f| &f.gpus) {
+        Some(Gpus::Present { gpus, .. }) => gpus
+            .iter()
+            .map(|g| GpuJson {
+                index: g.index,
+                util_pct: g.util_pct,
+                mem_used_mib: g.mem_used_mib,
+                mem_total_mib: g.mem_total_mib,
+                temp_c: g.temp_c,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    let gpu_status = match i.facts.map(|f| &f.gpus) {
+        Some(Gpus::Present { .. }) => "present",
+        Some(Gpus::Absent) => "absent",
+        Some(Gpus::Failed { .. }) => "failed",
+        Some(Gpus::Unknown) | None => "unknown",
+    };
+    let mut r = Report {
+        ts: i.ts.to_string(),
+        profile: i.profile.to_string(),
+        verdict: d.verdict,
+        severity: d.severity,
+        exit_code: d.severity.exit_code(),
+        changed: i.previous != Some(d.verdict),
+        previous: i.previous,
+        remediation: d.remediation.clone(),
+        warnings: d.warnings.clone(),
+        detail: d.detail.clone(),
+        rule: d.rule,
+        progress: ProgressJson {
+            step: d.progress.step,
+            line: d.progress.line.clone(),
+            stalled_for_s: d.progress.stalled_for_s,
+            delta: d.progress.delta,
+        },
+        alive: i.facts.map(|f| format!("{:?}", f.alive.state).to_lowercase()),
+        gpus,
+        gpu_status,
+        disk: i.facts.and_then(|f| f.disk.as_ref()).map(|d| DiskJson {
+            used_pct: d.used_pct,
+            inodes_used_pct: d.inodes_used_pct,
+        }),
+        cgroup: i.facts.map(|f| CgroupJson {
+            mem_used_pct: mem_pct(f),
+            oom_kills: f.cgroup.oom_kills,
+        }),
+        crash: d.crash.as_ref().map(|c| CrashJson {
+            class: c.class.to_string(),
+            confidence: format!("{:?}", c.confidence).to_lowercase(),
+            evidence: c.evidence.clone(),
+            excerpt: c.excerpt.clone(),
+        }),
+        resume: i.resume.map(str::to_string),
+        transport: i.transport,
+        connections: i.connections,
+        elapsed_ms: i.elapsed_ms,
+        line: String::new(),
+    };
+    r.line = line(&r, i.facts, d);
+    r
+}
+
+fn gib(mib: f64) -> String {
+    format!("{:.1}", mib / 1024.0)
+}
+
+fn hhmm(rfc3339: &str) -> String {
+    // "2026-11-24T12:00:03Z" → "12:00"
+    rfc3339.get(11..16).unwrap_or("?").to_string()
+}
+
+fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
+    let mut head = format!("{} {} {}", r.ts, r.profile, r.verdict);
+    let mut words: Vec<String> = Vec::new();
+    if let Some(det) = &r.detail {
+        words.push(det.clone());
+    }
+    if facts.is_some() {
+        match (r.progress.step, &d.progress.since) {
+            (Some(step), Some(since)) if r.progress.delta.is_some() => {
+                let delta = r.progress.delta.unwrap_or(0);
+                words.push(format!("step {step} ({delta:+} since {})", hhmm(since)));
+            }
+            (Some(step), _) => words.push(format!("step {step}")),
+            (None, _) => {
+                if let Some(s) = r.progress.stalled_for_s {
+                    if d.next.progress.advanced_at.is_none() && d.progress.line.is_none() && r.verdict == Verdict::Running {
+                        words.push(format!("log {} old", crate::duration::human_secs(s)));
+                    }
+                }
+            }
+        }
+        if let Some(c) = &r.crash {
+            if !words.iter().any(|w| w == &c.class) {
+                words.push(c.class.clone());
+            }
+        }
+    }
+    if !words.is_empty() {
+        head.push(' ');
+        head.push_str(&words.join(", "));
+    }
+    let mut parts = vec![head];
+    if let Some(f) = facts {
+        parts.push(gpu_part(&f.gpus));
+        let disk = match &f.disk {
+            Some(dk) => format!(
+                "disk {} inodes {}",
+                dk.used_pct.map(|p| format!("{p:.0}%")).unwrap_or("?".into()),
+                dk.inodes_used_pct.map(|p| format!("{p:.0}%")).unwrap_or("?".into())
+            ),
+            None => "disk ?".into(),
+        };
+        parts.push(disk);
+        parts.push(match mem_pct(f) {
+            Some(p) => format!("mem {p:.0}%"),
+            None => "mem ?".into(),
+        });
+    }
+    parts.push(match (r.changed, r.previous) {
+        (false, _) => "unchanged".into(),
+        (true, Some(p)) => format!("was {p}"),
+        (true, None) => "first tick".into(),
+    });
+    if !r.warnings.is_empty() {
+        parts.push(format!("warn: {}", r.warnings.join("; ")));
+    }
+    if r.verdict.base_severity() != Severity::Ok {
+        parts.push(format!("fix: {}", r.remediation));
+    }
+    parts.join(" | ")
+}
+
+fn gpu_part(g: &Gpus) -> String {
+    match g {
+        Gpus::Absent => "no gpu".into(),
+        Gpus::Failed { .. } => "gpu error".into(),
+        Gpus::Unknown => "gpu ?".into(),
+        Gpus::Present { gpus, .. } if gpus.len() <= 2 => gpus
+            .iter()
+            .map(|x| format!("gpu{} {:.0}% {}/{}GiB", x.index, x.util_pct, gib(x.mem_used_mib), gib(x.mem_total_mib)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Gpus::Present { gpus, .. } => {
+            let n = gpus.len() as f64;
+            let avg = gpus.iter().map(|x| x.util_pct).sum::<f64>() / n;
+            let min = gpus.iter().map(|x| x.util_pct).fold(f64::MAX, f64::min);
+            let used = gpus.iter().map(|x| x.mem_used_mib).fold(0.0, f64::max);
+            let total = gpus.iter().map(|x| x.mem_total_mib).fold(0.0, f64::max);
+            format!("{} gpus {avg:.0}% avg {min:.0}% min {}/{}GiB max", gpus.len(), gib(used), gib(total))
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Per-profile state kept between ticks: the log offsets, the last step and
+//! when it advanced (by the box's clock), the last verdict. One JSON file per
+//! profile, versioned, written atomically (temp file + rename), guarded by a
+//! lock file so two ticks of one profile never interleave. A corrupt file is
+//! set aside and replaced, never a crash.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::verdict::Verdict;
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogCursor {
+    pub offset: u64,
+    pub inode: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Progress {
+    pub step: Option<u64>,
+    pub line: Option<String>,
+    /// Box clock (epoch s) when the step last changed.
+    pub advanced_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LastTick {
+    pub ts: String,
+    pub verdict: Option<Verdict>,
+    pub step: Option<u64>,
+    /// Box clock of that tick.
+    pub box_now: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub version: u32,
+    pub profile: String,
+    pub log: LogCursor,
+    pub master: LogCursor,
+    pub progress: Progress,
+    /// `done_pattern` was seen in the per-run log (it is scanned incrementally).
+    pub done_seen: bool,
+    /// Box clock of the first tick that saw this run (stall clock before any step).
+    pub first_seen: Option<i64>,
+    pub oom_kills: Option<u64>,
+    pub last: Option<LastTick>,
+    /// Consecutive UNREACHABLE/PROBE_ERROR ticks.
+    pub failures_in_a_row: u32,
+}
+
+impl State {
+    pub fn new(profile: &str) -> Self {
+        State {
+            version: STATE_VERSION,
+            profile: profile.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Where state lives: `--state-dir`, else `$XDG_STATE_HOME/gpupatrol`, else
+/// `~/.local/state/gpupatrol`.
+pub fn default_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("gpupatrol");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/state/gpupatrol")
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// Held while a tick of one profile runs; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Store {
+    pub fn open(dir: PathBuf) -> Result<Self> {
+        fs::create_dir_all(&dir).map_err(|e| Error::StateDir {
+            dir: dir.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Store { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// Take the profile's lock, waiting at most `wait`.
+    pub fn lock(&self, name: &str, wait: Duration) -> Result<Lock> {
+        let path = self.dir.join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Lock {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Lock {
+                        path,
+                        message: format!("another gpupatrol holds it (waited {}s)", wait.as_secs()),
+                    });
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(Error::Lock {
+                        path,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Load a profile's state. A missing file is a fresh state; an unreadable
+    /// or corrupt one is moved aside to `NAME.json.corrupt` and replaced by a
+    /// fresh state, with a warning for the report.
+    pub fn load(&self, name: &str) -> (State, Option<String>) {
+        let path = self.path(name);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::new(name), None),
+            Err(e) => return (State::new(name), Some(format!("state file {} unreadable ({e}); starting fresh", path.display()))),
+        };
+        match serde_json::from_slice::<State>(&bytes) {
+            Ok(mut s) if s.version <= STATE_VERSION => {
+                s.version = STATE_VERSION;
+                s.profile = name.to_string();
+                (s, None)
+            }
+            Ok(s) => (
+                State::new(name),
+                Some(format!(
+                    "state file {} is version {} (newer than this gpupatrol); ignoring it",
+                    path.display(),
+                    s.version
+                )),
+            ),
+            Err(e) => {
+                let aside = path.with_extension("json.corrupt");
+                let _ = fs::rename(&path, &aside);
+                (
+                    State::new(name),
+                    Some(format!(
+                        "state file {} was corrupt ({e}); kept as {} and started fresh",
+                        path.display(),
+                        aside.display()
+                    )),
+                )
+            }
+        }
+    }
+
+    /// Write atomically: a crash or a signal leaves either the old or the new file.
+    pub fn save(&self, state: &State) -> Result<()> {
+        let path = self.path(&state.profile);
+        let tmp = self.dir.join(format!(".{}.json.{}.tmp", state.profile, std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            let mut data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+            data.push(b'\n');
+            f.write_all(&data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|source| {
+            let _ = fs::remove_file(&tmp);
+            Error::Write { path, source }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("gp-state-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let store = Store::open(tmpdir("rt")).unwrap();
+        let (fresh, warn) = store.load("box");
+        assert!(warn.is_none());
+        assert_eq!(fresh.version, STATE_VERSION);
+        let mut s = fresh.clone();
+        s.log.offset = 42;
+        s.progress.step = Some(7);
+        store.save(&s).unwrap();
+        assert_eq!(store.load("box").0, s);
+
+        fs::write(store.path("box"), b"{\"version\": 1, \"log\": {\"offs").unwrap();
+        let (s2, warn) = store.load("box");
+        assert!(warn.unwrap().contains("corrupt"));
+        assert_eq!(s2.log.offset, 0);
+        assert!(store.path("box").with_extension("json.corrupt").exists());
+    }
+
+    #[test]
+    fn old_state_without_new_fields_loads() {
+        let store = Store::open(tmpdir("old")).unwrap();
+        fs::write(store.path("b"), br#"{"version":1,"log":{"offset":10,"inode":5}}"#).unwrap();
+        let (s, warn) = store.load("b");
+        assert!(warn.is_none());
+        assert_eq!(s.log.offset, 10);
+        assert_eq!(s.profile, "b");
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_bounded() {
+        let store = Store::open(tmpdir("lock")).unwrap();
+        let held = store.lock("p", Duration::from_secs(1)).unwrap();
+        let t = Instant::now();
+        let e = store.lock("p", Duration::from_millis(300)).unwrap_err();
+        assert!(e.to_string().contains("another gpupatrol"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(2));
+        drop(held);
+        store.lock("p", Duration::from_millis(300)).unwrap();
+    }
+}
