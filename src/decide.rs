@@ -40,6 +40,8 @@ pub struct ProgressView {
     /// RFC 3339 time of the previous tick.
     pub since: Option<String>,
     pub advanced_this_tick: bool,
+    /// What the line says about progress when there is no step to show.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -410,6 +412,12 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         delta,
         since: last.map(|l| l.ts.clone()),
         advanced_this_tick: advanced,
+        note: match (next.progress.step, profile.job.progress.is_some(), log_age) {
+            (Some(_), _, _) => None,
+            (None, true, _) => Some("no progress line yet".into()),
+            (None, false, Some(age)) => Some(format!("log {} old", crate::duration::human_secs(age))),
+            (None, false, None) => None,
+        },
     };
     next.last = Some(LastTick {
         ts: ts.to_string(),

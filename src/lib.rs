@@ -1,13 +1,62 @@
-//! gpupatrol: watch long training runs on rented GPU boxes.
+//! gpupatrol: watch long training runs on rented GPU boxes. One short SSH
+//! connection per tick, one combined probe, a decision table, one line.
+//!
+//! `main.rs` parses the command line and calls [`run`]; everything else is
+//! here. Pure core (profile, probe parsing, decide, triage, report) with I/O
+//! at the edges (transport, state, commands).
+
+pub mod cli;
+pub mod commands;
+pub mod decide;
 pub mod duration;
 pub mod error;
 pub mod exit_codes;
-pub mod profile;
-pub mod shell;
-pub mod decide;
+pub mod output;
 pub mod probe;
+pub mod profile;
 pub mod report;
+pub mod shell;
 pub mod state;
+pub mod tick;
 pub mod transport;
 pub mod triage;
 pub mod verdict;
+
+use cli::{Cli, Command};
+use error::Error;
+
+/// Run a parsed command line; returns the process exit code. SIGINT and
+/// SIGTERM end it at once (state files are only ever replaced atomically).
+pub async fn run(cli: Cli) -> i32 {
+    let state_dir = cli.state_dir.clone();
+    let work = async move {
+        match &cli.command {
+            Command::Tick(a) => commands::tick::run(a, state_dir.as_deref()).await,
+            Command::Check(a) => Ok(commands::check::run(a)),
+            Command::Demo(a) => commands::demo::run(a).await,
+        }
+    };
+    let result = tokio::select! {
+        r = work => r,
+        s = interrupted() => Err(Error::Interrupted(s)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gpupatrol: {}", e.render());
+            exit_codes::UNKNOWN
+        }
+    }
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

@@ -175,10 +175,8 @@ fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
             }
             (Some(step), _) => words.push(format!("step {step}")),
             (None, _) => {
-                if let Some(s) = r.progress.stalled_for_s {
-                    if d.next.progress.advanced_at.is_none() && d.progress.line.is_none() && r.verdict == Verdict::Running {
-                        words.push(format!("log {} old", crate::duration::human_secs(s)));
-                    }
+                if let Some(n) = &d.progress.note {
+                    words.push(n.clone());
                 }
             }
         }

@@ -1,0 +1,51 @@
+//! `gpupatrol tick`: one tick per profile, concurrently; one line each, in
+//! the order given; the worst exit code wins.
+
+use crate::cli::TickArgs;
+use crate::error::Result;
+use crate::exit_codes;
+use crate::output;
+
+pub async fn run(args: &TickArgs, state_dir: Option<&std::path::Path>) -> Result<i32> {
+    let (profiles, bad) = super::load_profiles(&args.profiles);
+    let mut names = std::collections::HashSet::new();
+    for p in &profiles {
+        if !names.insert(p.name.clone()) {
+            return Err(crate::error::Error::Usage(format!(
+                "two profiles are named {:?}; names key the state files and must differ",
+                p.name
+            )));
+        }
+    }
+    let store = super::store(state_dir)?;
+    let ticks = futures_join_all(profiles.iter().map(|p| crate::tick::run(p, &store))).await;
+    let mut code = if bad > 0 { exit_codes::UNKNOWN } else { exit_codes::OK };
+    for t in &ticks {
+        output::report(&t.report, args.json);
+        code = code.max(t.report.exit_code);
+    }
+    Ok(code)
+}
+
+/// Run futures concurrently and collect results in order (no extra crate).
+pub async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("every future finished")).collect()
+}
