@@ -264,7 +264,15 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
                 next.done_seen = false;
             }
             next.done_seen |= log.done_seen;
-            let lines: Vec<&NumberedLine> = log.candidates.iter().chain(log.tail.iter()).collect();
+            // An unfinished last line ("Epoch 2000" on its way to "Epoch
+            // 20001") is read whole on the next tick, never half now.
+            let unfinished = (!log.ends_with_newline).then_some(log.lines);
+            let lines: Vec<&NumberedLine> = log
+                .candidates
+                .iter()
+                .chain(log.tail.iter())
+                .filter(|l| Some(l.nr) != unfinished)
+                .collect();
             if let Some((step, line)) = latest_step(profile, &lines) {
                 if prev.progress.step != Some(step) {
                     advanced = prev.progress.step.is_some();

@@ -42,6 +42,7 @@ fn facts() -> Facts {
             skipped: 0,
             ends_with_newline: true,
             last_len: 8,
+            lines: 4,
             done_seen: false,
             candidates: vec![nl(3, "Epoch 3 loss 1.0")],
             tail: vec![nl(3, "Epoch 3 loss 1.0"), nl(4, "waiting...")],

@@ -71,6 +71,9 @@ pub struct LogFacts {
     pub ends_with_newline: bool,
     /// Length of the last (possibly unfinished) line of the scanned stretch.
     pub last_len: u64,
+    /// Records in the scanned stretch (the last one is unfinished unless
+    /// `ends_with_newline`).
+    pub lines: u64,
     /// `done_pattern` seen in the new stretch.
     pub done_seen: bool,
     /// Lines that contain a progress prefilter literal (latest last).
@@ -327,6 +330,7 @@ fn read_log(s: &Section) -> Result<Option<LogFacts>, String> {
             skipped: 0,
             ends_with_newline: true,
             last_len: 0,
+            lines: 0,
             done_seen: false,
             candidates: vec![],
             tail: vec![],
@@ -343,6 +347,7 @@ fn read_log(s: &Section) -> Result<Option<LogFacts>, String> {
         skipped: meta_num(s, "skipped").unwrap_or(0),
         ends_with_newline: meta(s, "ends_nl") != Some("0"),
         last_len: meta_num(s, "last_len").unwrap_or(0),
+        lines: meta_num(s, "lines").unwrap_or(0),
         done_seen: meta(s, "done_line").is_some(),
         candidates: tagged(s, "c"),
         tail: tagged(s, "t"),
