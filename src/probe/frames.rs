@@ -49,7 +49,12 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Frames, String> {
     let mut finished = false;
     let mut open: Option<(String, Section)> = None;
     let prefix = format!("{nonce} ");
-    for raw in out.split(|b| *b == b'\n') {
+    // A last line without its newline was cut off in transit.
+    let (whole, cut) = match out.iter().rposition(|b| *b == b'\n') {
+        Some(i) => (&out[..=i], &out[i + 1..]),
+        None => (&out[..0], out),
+    };
+    for raw in whole.split(|b| *b == b'\n') {
         let line = String::from_utf8_lossy(raw);
         let line = line.strip_suffix('\r').unwrap_or(&line);
         if let Some(ctl) = line.strip_prefix(&prefix) {
@@ -108,6 +113,10 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Frames, String> {
                 }
             }
         }
+    }
+    if !cut.is_empty() && started && !finished {
+        let place = open.as_ref().map(|(n, _)| format!(" in section {n}")).unwrap_or_default();
+        return Err(format!("output ended mid-line{place} (connection cut or probe killed)"));
     }
     if !started {
         return Err("no gpupatrol frame in the output (is the remote login shell able to run `sh -s`?)".into());
