@@ -13,8 +13,10 @@ use crate::transport::{Limits, Transport};
 use crate::verdict::{Severity, Verdict};
 
 /// The command the probe runs under: the script arrives on stdin, so
-/// nothing of it (or of the profile) is in any process's argv.
-pub const PROBE_COMMAND: &str = "sh -s";
+/// nothing of it (or of the profile) is in any process's argv. The
+/// environment marker lets a `pgrep` alive check skip gpupatrol probes
+/// (ours or a second watcher's).
+pub const PROBE_COMMAND: &str = "env GPUPATROL_PROBE=1 sh -s";
 
 /// The outcome of one tick.
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ pub async fn run(profile: &Profile, store: &Store) -> Tick {
                 }
                 Ok(out) => {
                     connections = out.connections;
+                    trace(profile, &p.script, &out.stdout);
                     observe(&out.stdout, &out.stderr, &p.nonce, profile)
                 }
             }
@@ -135,4 +138,15 @@ pub fn worst_exit(reports: &[&Report]) -> i32 {
 /// Is this verdict the end of the run (nothing more to watch)?
 pub fn is_terminal(v: Verdict) -> bool {
     matches!(v, Verdict::Done | Verdict::Incomplete | Verdict::Crashed | Verdict::Died | Verdict::Preempted | Verdict::HostkeyMismatch | Verdict::AuthFailed)
+}
+
+/// With `GPUPATROL_TRACE_DIR` set, keep the last probe script and its raw
+/// output per profile there (for bug reports and `doctor`-style digging).
+fn trace(profile: &Profile, script: &str, stdout: &[u8]) {
+    if let Some(dir) = std::env::var_os("GPUPATROL_TRACE_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{}.probe.sh", profile.name)), script);
+        let _ = std::fs::write(dir.join(format!("{}.out", profile.name)), stdout);
+    }
 }

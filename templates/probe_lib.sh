@@ -1,4 +1,4 @@
-# gpupatrol probe sections. Runs as `sh -c "$GP_LIB" gp-probe SECTION`, each
+# gpupatrol probe sections. Runs as `sh -c 'eval "$GP_LIB"' gp-probe SECTION`, each
 # section under `timeout`, stdin from /dev/null. Every profile value arrives in
 # an exported GP_* environment variable, never in this text and never in argv,
 # so `pgrep -f PATTERN` cannot match the probe and a `|` is never a pipe.
@@ -61,6 +61,8 @@ gp_alive_pgrep() {
     # The pattern travels in the environment, not argv, but never count the
     # probe (or whatever launched it) as the job.
     gp_is_ours "$gp_p" && continue
+    # another gpupatrol probe (a second watcher) is not the job either
+    grep -q -a "GPUPATROL_PROBE=1" "/proc/$gp_p/environ" 2>/dev/null && continue
     gp_found=$((gp_found + 1))
     if [ "$gp_found" = 1 ]; then echo "pid=$gp_p"; echo "elapsed=$(gp_etimes "$gp_p")"; fi
   done

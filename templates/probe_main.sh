@@ -14,11 +14,12 @@ gp_bound() {
 gp_section() {
   printf "%s BEGIN %s\n" "$GP_NONCE" "$1"
   if [ "$GP_HAVE_TIMEOUT" = 1 ]; then
-    { timeout -k 2 "$GP_SECTION_TIMEOUT" sh -c "$GP_LIB" gp-probe "$1" </dev/null 2>&1; printf "\n%s RC %s\n" "$GP_NONCE" "$?"; } | gp_bound "$1"
+    { timeout -k 2 "$GP_SECTION_TIMEOUT" sh -c 'eval "$GP_LIB"' gp-probe "$1" </dev/null 2>&1; printf "\n%s RC %s\n" "$GP_NONCE" "$?"; } | gp_bound "$1"
   else
-    { sh -c "$GP_LIB" gp-probe "$1" </dev/null 2>&1; printf "\n%s RC %s\n" "$GP_NONCE" "$?"; } | gp_bound "$1"
+    { sh -c 'eval "$GP_LIB"' gp-probe "$1" </dev/null 2>&1; printf "\n%s RC %s\n" "$GP_NONCE" "$?"; } | gp_bound "$1"
   fi
 }
+export GP_LIB
 GP_HAVE_TIMEOUT=0
 command -v timeout >/dev/null 2>&1 && GP_HAVE_TIMEOUT=1
 export GP_HAVE_TIMEOUT

@@ -252,7 +252,11 @@ impl Sshd {
 
     pub fn gpupatrol(&self) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--state-dir").arg(self.state_dir()).env_remove("SSH_AUTH_SOCK").env("HOME", self.path("home"));
+        c.arg("--state-dir")
+            .arg(self.state_dir())
+            .env_remove("SSH_AUTH_SOCK")
+            .env("HOME", self.path("home"))
+            .env("GPUPATROL_TRACE_DIR", self.path("trace"));
         c
     }
 }
@@ -293,6 +297,23 @@ impl Run {
         assert_eq!(v.len(), 1, "expected one JSON line, got {}", self.stdout);
         v.into_iter().next().unwrap()
     }
+}
+
+/// YAML double-quoted scalar (keeps newlines and every other byte).
+pub fn yd(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
 }
 
 /// Run a command, killing it (and failing the test) past `limit`.
