@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::probe::facts::{Facts, Gpus, LogStatus, Liveness, NumberedLine};
+use crate::probe::facts::{Facts, Gpus, Liveness, LogStatus, NumberedLine};
 use crate::profile::Profile;
 use crate::state::{LastTick, State};
 use crate::triage::{self, Class, Classification, Confidence};
@@ -96,7 +96,11 @@ type Row = (&'static str, fn(&Ctx) -> Option<Outcome>);
 /// decided before it, because without facts no row can be honest.
 pub const TABLE: &[Row] = &[
     ("done marker/text present and every artifact count met", |c| {
-        (c.done && c.short.is_empty()).then(|| Outcome { verdict: Verdict::Done, detail: None, warning: None })
+        (c.done && c.short.is_empty()).then_some(Outcome {
+            verdict: Verdict::Done,
+            detail: None,
+            warning: None,
+        })
     }),
     ("done marker/text present but an artifact count is short", |c| {
         (c.done && !c.short.is_empty()).then(|| Outcome {
@@ -110,7 +114,11 @@ pub const TABLE: &[Row] = &[
         ["PREEMPTED", "NODE_FAIL", "BOOT_FAIL"]
             .iter()
             .any(|p| s.starts_with(p))
-            .then(|| Outcome { verdict: Verdict::Preempted, detail: Some(format!("slurm {s}")), warning: None })
+            .then(|| Outcome {
+                verdict: Verdict::Preempted,
+                detail: Some(format!("slurm {s}")),
+                warning: None,
+            })
     }),
     ("queued, not started", |c| {
         (c.facts.alive.state == Liveness::Pending).then(|| Outcome {
@@ -122,22 +130,33 @@ pub const TABLE: &[Row] = &[
     ("the alive check could not run on the box", |c| {
         (c.facts.alive.state == Liveness::Error).then(|| Outcome {
             verdict: Verdict::ProbeError,
-            detail: Some(format!("alive check failed: {}", humanize(c.facts.alive.why.as_deref().unwrap_or("unknown")))),
+            detail: Some(format!(
+                "alive check failed: {}",
+                humanize(c.facts.alive.why.as_deref().unwrap_or("unknown"))
+            )),
             warning: None,
         })
     }),
     ("not alive and the scheduler says TIMEOUT/DEADLINE", |c| {
         let s = c.slurm_state.as_deref()?;
-        (c.facts.alive.state == Liveness::No && (s.starts_with("TIMEOUT") || s.starts_with("DEADLINE")))
-            .then(|| Outcome { verdict: Verdict::Timeout, detail: Some(format!("slurm {s}")), warning: None })
+        (c.facts.alive.state == Liveness::No && (s.starts_with("TIMEOUT") || s.starts_with("DEADLINE"))).then(|| {
+            Outcome {
+                verdict: Verdict::Timeout,
+                detail: Some(format!("slurm {s}")),
+                warning: None,
+            }
+        })
     }),
-    ("not alive, crash signature in the per-run log (or oom_kill rose)", |c| {
-        if c.facts.alive.state != Liveness::No {
-            return None;
-        }
-        let crash = c.crash.as_ref()?;
-        out(Verdict::Crashed, Some(crash.class.to_string()))
-    }),
+    (
+        "not alive, crash signature in the per-run log (or oom_kill rose)",
+        |c| {
+            if c.facts.alive.state != Liveness::No {
+                return None;
+            }
+            let crash = c.crash.as_ref()?;
+            out(Verdict::Crashed, Some(crash.class.to_string()))
+        },
+    ),
     ("not alive, scheduler says COMPLETED but no completion marker", |c| {
         let s = c.slurm_state.as_deref()?;
         (c.facts.alive.state == Liveness::No && s.starts_with("COMPLETED")).then(|| Outcome {
@@ -158,19 +177,30 @@ pub const TABLE: &[Row] = &[
         let ran = c.facts.alive.running_for_s?;
         (ran > max.as_secs() as i64).then(|| Outcome {
             verdict: Verdict::Timeout,
-            detail: Some(format!("running {} > max_runtime {}", crate::duration::human_secs(ran), crate::duration::human(max))),
+            detail: Some(format!(
+                "running {} > max_runtime {}",
+                crate::duration::human_secs(ran),
+                crate::duration::human(max)
+            )),
             warning: None,
         })
     }),
-    ("no progress for stall_after, but checkpoints advance (block-buffered stdout)", |c| {
-        let stall = c.profile.job.stall_after.as_secs() as i64;
-        let frozen = c.log_age.is_some_and(|a| a > stall);
-        (c.stalled_for.is_some_and(|s| s > stall) && frozen && c.checkpoints_advance).then(|| Outcome {
-            verdict: Verdict::Running,
-            detail: None,
-            warning: Some(format!("{}: log frozen but checkpoints advance — {}", Class::BlockBufferedStdout, Class::BlockBufferedStdout.remediation())),
-        })
-    }),
+    (
+        "no progress for stall_after, but checkpoints advance (block-buffered stdout)",
+        |c| {
+            let stall = c.profile.job.stall_after.as_secs() as i64;
+            let frozen = c.log_age.is_some_and(|a| a > stall);
+            (c.stalled_for.is_some_and(|s| s > stall) && frozen && c.checkpoints_advance).then(|| Outcome {
+                verdict: Verdict::Running,
+                detail: None,
+                warning: Some(format!(
+                    "{}: log frozen but checkpoints advance — {}",
+                    Class::BlockBufferedStdout,
+                    Class::BlockBufferedStdout.remediation()
+                )),
+            })
+        },
+    ),
     ("alive but no progress for longer than stall_after", |c| {
         let stall = c.profile.job.stall_after.as_secs() as i64;
         let s = c.stalled_for?;
@@ -285,7 +315,14 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         Some(log) => {
             next.log = Default::default();
             if facts.alive.state == Liveness::Yes {
-                warnings.push(format!("per-run log {}", if log.status == LogStatus::Missing { "missing" } else { "unreadable" }));
+                warnings.push(format!(
+                    "per-run log {}",
+                    if log.status == LogStatus::Missing {
+                        "missing"
+                    } else {
+                        "unreadable"
+                    }
+                ));
             }
         }
         None => {}
@@ -312,10 +349,10 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         match f {
             Some(f) => {
                 checkpoints_advance |= f.newer_than_log;
-                if let Some(exp) = a.expect_count {
-                    if f.count < exp {
-                        short.push(format!("{} {}/{}", a.path, f.count, exp));
-                    }
+                if let Some(exp) = a.expect_count
+                    && f.count < exp
+                {
+                    short.push(format!("{} {}/{}", a.path, f.count, exp));
                 }
             }
             None => {
@@ -363,12 +400,12 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
             facts.cgroup.oom_kills.unwrap_or(0)
         ));
     }
-    if advanced {
-        if let Gpus::Present { gpus, .. } = &facts.gpus {
-            if !gpus.is_empty() && gpus.iter().all(|g| g.util_pct < th.gpu_idle_pct) {
-                warnings.push("gpu util near 0% while steps advance: data-bound (CPU/IO), not idle".into());
-            }
-        }
+    if advanced
+        && let Gpus::Present { gpus, .. } = &facts.gpus
+        && !gpus.is_empty()
+        && gpus.iter().all(|g| g.util_pct < th.gpu_idle_pct)
+    {
+        warnings.push("gpu util near 0% while steps advance: data-bound (CPU/IO), not idle".into());
     }
     if let Gpus::Failed { why } = &facts.gpus {
         warnings.push(format!("nvidia-smi failed: {why}"));
@@ -458,7 +495,11 @@ fn crash_of(facts: &Facts, oom_rose: bool, slurm_state: Option<&str>) -> Option<
     let ev = &facts.crash;
     let lastprog = ev.last_progress_nr;
     let tb_end = ev.traceback.last().map(|l| l.nr).unwrap_or(0);
-    let traceback: Vec<&NumberedLine> = if tb_end >= lastprog { ev.traceback.iter().collect() } else { vec![] };
+    let traceback: Vec<&NumberedLine> = if tb_end >= lastprog {
+        ev.traceback.iter().collect()
+    } else {
+        vec![]
+    };
     let fresh = |v: &Vec<NumberedLine>| -> Vec<String> {
         v.iter().filter(|l| l.nr >= lastprog).map(|l| l.text.clone()).collect()
     };
@@ -481,11 +522,28 @@ fn crash_of(facts: &Facts, oom_rose: bool, slurm_state: Option<&str>) -> Option<
         disk_used_pct: facts.disk.as_ref().and_then(|d| d.used_pct),
         inodes_used_pct: facts.disk.as_ref().and_then(|d| d.inodes_used_pct),
     };
-    let Classification { class, confidence, evidence } = triage::classify(&lines, &ctx);
-    let excerpt_src: Vec<String> = if traceback.is_empty() { end } else { traceback.iter().map(|l| l.text.clone()).collect() };
-    let mut excerpt = excerpt_src.iter().map(|l| triage::clean_line(l)).collect::<Vec<_>>().join("\n");
+    let Classification {
+        class,
+        confidence,
+        evidence,
+    } = triage::classify(&lines, &ctx);
+    let excerpt_src: Vec<String> = if traceback.is_empty() {
+        end
+    } else {
+        traceback.iter().map(|l| l.text.clone()).collect()
+    };
+    let mut excerpt = excerpt_src
+        .iter()
+        .map(|l| triage::clean_line(l))
+        .collect::<Vec<_>>()
+        .join("\n");
     if excerpt.len() > 4000 {
-        let cut = excerpt.char_indices().map(|(i, _)| i).take_while(|i| *i <= 4000).last().unwrap_or(0);
+        let cut = excerpt
+            .char_indices()
+            .map(|(i, _)| i)
+            .take_while(|i| *i <= 4000)
+            .last()
+            .unwrap_or(0);
         excerpt.truncate(cut);
     }
     Some(Crash {

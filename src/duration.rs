@@ -31,9 +31,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "" if rest.is_empty() => {
-                return Err(format!(
-                    "duration {text:?} has no unit (write {n}s, {n}m or {n}h)"
-                ));
+                return Err(format!("duration {text:?} has no unit (write {n}s, {n}m or {n}h)"));
             }
             _ => return Err(format!("invalid duration {text:?} (write 90s, 15m, 2h)")),
         };

@@ -9,11 +9,19 @@ fn main() {
         Err(e) => {
             let _ = e.print();
             // Usage errors are "unknown" (3), so a wrapper never mistakes a typo for "critical".
-            let code = if e.use_stderr() { exit_codes::UNKNOWN } else { exit_codes::OK };
+            let code = if e.use_stderr() {
+                exit_codes::UNKNOWN
+            } else {
+                exit_codes::OK
+            };
             std::process::exit(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gpupatrol: start the async runtime: {e}");

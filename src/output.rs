@@ -8,10 +8,10 @@ use crate::report::Report;
 /// Print one line; exit quietly if stdout is gone.
 pub fn line(s: &str) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{s}").and_then(|_| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = writeln!(out, "{s}").and_then(|_| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 

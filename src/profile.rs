@@ -51,10 +51,7 @@ impl AliveCheck {
     }
     pub fn arg(&self) -> &str {
         match self {
-            AliveCheck::Tmux(s)
-            | AliveCheck::Slurm(s)
-            | AliveCheck::Pgrep(s)
-            | AliveCheck::Pidfile(s) => s,
+            AliveCheck::Tmux(s) | AliveCheck::Slurm(s) | AliveCheck::Pgrep(s) | AliveCheck::Pidfile(s) => s,
         }
     }
 }
@@ -266,13 +263,13 @@ fn key_at_line(text: &str, line: u64) -> Option<String> {
         if l.trim().is_empty() || l.trim_start().starts_with('#') {
             continue;
         }
-        if let Some((i, k)) = key_of(l) {
-            if i < indent {
-                path.push(k);
-                indent = i;
-                if i == 0 {
-                    break;
-                }
+        if let Some((i, k)) = key_of(l)
+            && i < indent
+        {
+            path.push(k);
+            indent = i;
+            if i == 0 {
+                break;
             }
         }
     }
@@ -305,27 +302,24 @@ impl Validator<'_> {
         let expanded = expand_tilde(p);
         if expanded.is_relative() {
             // Relative local paths are relative to the profile's folder.
-            self.file
-                .parent()
-                .map(|d| d.join(&expanded))
-                .unwrap_or(expanded)
+            self.file.parent().map(|d| d.join(&expanded)).unwrap_or(expanded)
         } else {
             expanded
         }
     }
 
     fn build(&self, raw: RawProfile) -> Result<Profile> {
-        if let Some(v) = &raw.version {
-            if v.value == 0 || v.value > PROFILE_VERSION {
-                return Err(self.err(
-                    v.referenced.line(),
-                    "version",
-                    format!(
-                        "profile version {} is not supported (this gpupatrol reads version {PROFILE_VERSION})",
-                        v.value
-                    ),
-                ));
-            }
+        if let Some(v) = &raw.version
+            && (v.value == 0 || v.value > PROFILE_VERSION)
+        {
+            return Err(self.err(
+                v.referenced.line(),
+                "version",
+                format!(
+                    "profile version {} is not supported (this gpupatrol reads version {PROFILE_VERSION})",
+                    v.value
+                ),
+            ));
         }
         let name = match &raw.name {
             None => return Err(self.err(1, "name", "missing required key `name`")),
@@ -353,10 +347,10 @@ impl Validator<'_> {
         if transport == TransportKind::Ssh && raw.host.is_none() {
             return Err(self.err(1, "host", "missing required key `host` for transport ssh"));
         }
-        if let Some(h) = &raw.host {
-            if h.value.trim().is_empty() || h.value.contains(char::is_whitespace) {
-                return Err(self.err(h.referenced.line(), "host", format!("invalid host {:?}", h.value)));
-            }
+        if let Some(h) = &raw.host
+            && (h.value.trim().is_empty() || h.value.contains(char::is_whitespace))
+        {
+            return Err(self.err(h.referenced.line(), "host", format!("invalid host {:?}", h.value)));
         }
 
         let connect_timeout = self.dur(&raw.connect_timeout, "connect_timeout", Duration::from_secs(15))?;
@@ -502,8 +496,13 @@ impl Validator<'_> {
             None => None,
             Some(p) => {
                 let line = p.referenced.line();
-                let re = Regex::new(&p.value)
-                    .map_err(|e| self.err(line, "job.progress", format!("invalid regex: {}", one_line(&e.to_string()))))?;
+                let re = Regex::new(&p.value).map_err(|e| {
+                    self.err(
+                        line,
+                        "job.progress",
+                        format!("invalid regex: {}", one_line(&e.to_string())),
+                    )
+                })?;
                 if re.captures_len() < 2 {
                     return Err(self.err(
                         line,
@@ -512,7 +511,11 @@ impl Validator<'_> {
                     ));
                 }
                 if raw.log.is_none() {
-                    return Err(self.err(line, "job.log", "`job.progress` is set but `job.log` is missing: progress is read from the per-run log"));
+                    return Err(self.err(
+                        line,
+                        "job.log",
+                        "`job.progress` is set but `job.log` is missing: progress is read from the per-run log",
+                    ));
                 }
                 Some(re)
             }
@@ -522,13 +525,17 @@ impl Validator<'_> {
                 return Err(self.err(d.referenced.line(), "job.done_pattern", "must not be empty"));
             }
             if raw.log.is_none() && raw.master_log.is_none() {
-                return Err(self.err(d.referenced.line(), "job.log", "`job.done_pattern` is set but neither `job.log` nor `job.master_log` is"));
+                return Err(self.err(
+                    d.referenced.line(),
+                    "job.log",
+                    "`job.done_pattern` is set but neither `job.log` nor `job.master_log` is",
+                ));
             }
         }
-        if let Some(l) = &raw.log {
-            if l.value.is_empty() {
-                return Err(self.err(l.referenced.line(), "job.log", "must not be empty"));
-            }
+        if let Some(l) = &raw.log
+            && l.value.is_empty()
+        {
+            return Err(self.err(l.referenced.line(), "job.log", "must not be empty"));
         }
         let stall_after = self.dur(&raw.stall_after, "job.stall_after", Duration::from_secs(30 * 60))?;
         let max_runtime = match &raw.max_runtime {
@@ -550,15 +557,19 @@ impl Validator<'_> {
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Expand a leading `~/` with `$HOME` (local paths only; box paths are sent as written).
 pub fn expand_tilde(p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
     PathBuf::from(p)
 }
@@ -618,7 +629,10 @@ data_mount: /workspace
     #[test]
     fn bad_duration_names_line_and_key() {
         let e = err("name: x\nhost: h\njob:\n  log: /l\n  stall_after: 15 minutes\n");
-        assert!(e.starts_with("profiles/x.yaml:5: job.stall_after: invalid duration"), "{e}");
+        assert!(
+            e.starts_with("profiles/x.yaml:5: job.stall_after: invalid duration"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -666,7 +680,11 @@ data_mount: /workspace
 
     #[test]
     fn slurm_numeric_job_id() {
-        let p = parse(Path::new("p.yaml"), "name: x\nhost: h\njob:\n  alive: { slurm: '1234' }\n").unwrap();
+        let p = parse(
+            Path::new("p.yaml"),
+            "name: x\nhost: h\njob:\n  alive: { slurm: '1234' }\n",
+        )
+        .unwrap();
         assert_eq!(p.job.alive, Some(AliveCheck::Slurm("1234".into())));
     }
 

@@ -180,10 +180,10 @@ fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
                 }
             }
         }
-        if let Some(c) = &r.crash {
-            if !words.iter().any(|w| w == &c.class) {
-                words.push(c.class.clone());
-            }
+        if let Some(c) = &r.crash
+            && !words.iter().any(|w| w == &c.class)
+        {
+            words.push(c.class.clone());
         }
     }
     if !words.is_empty() {
@@ -228,7 +228,15 @@ fn gpu_part(g: &Gpus) -> String {
         Gpus::Unknown => "gpu ?".into(),
         Gpus::Present { gpus, .. } if gpus.len() <= 2 => gpus
             .iter()
-            .map(|x| format!("gpu{} {:.0}% {}/{}GiB", x.index, x.util_pct, gib(x.mem_used_mib), gib(x.mem_total_mib)))
+            .map(|x| {
+                format!(
+                    "gpu{} {:.0}% {}/{}GiB",
+                    x.index,
+                    x.util_pct,
+                    gib(x.mem_used_mib),
+                    gib(x.mem_total_mib)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" "),
         Gpus::Present { gpus, .. } => {
@@ -237,7 +245,12 @@ fn gpu_part(g: &Gpus) -> String {
             let min = gpus.iter().map(|x| x.util_pct).fold(f64::MAX, f64::min);
             let used = gpus.iter().map(|x| x.mem_used_mib).fold(0.0, f64::max);
             let total = gpus.iter().map(|x| x.mem_total_mib).fold(0.0, f64::max);
-            format!("{} gpus {avg:.0}% avg {min:.0}% min {}/{}GiB max", gpus.len(), gib(used), gib(total))
+            format!(
+                "{} gpus {avg:.0}% avg {min:.0}% min {}/{}GiB max",
+                gpus.len(),
+                gib(used),
+                gib(total)
+            )
         }
     }
 }

@@ -76,7 +76,9 @@ pub fn default_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("gpupatrol");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/gpupatrol")
 }
 
@@ -151,7 +153,15 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::new(name), None),
-            Err(e) => return (State::new(name), Some(format!("state file {} unreadable ({e}); starting fresh", path.display()))),
+            Err(e) => {
+                return (
+                    State::new(name),
+                    Some(format!(
+                        "state file {} unreadable ({e}); starting fresh",
+                        path.display()
+                    )),
+                );
+            }
         };
         match serde_json::from_slice::<State>(&bytes) {
             Ok(mut s) if s.version <= STATE_VERSION => {
@@ -185,7 +195,9 @@ impl Store {
     /// Write atomically: a crash or a signal leaves either the old or the new file.
     pub fn save(&self, state: &State) -> Result<()> {
         let path = self.path(&state.profile);
-        let tmp = self.dir.join(format!(".{}.json.{}.tmp", state.profile, std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{}.json.{}.tmp", state.profile, std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             let mut data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;

@@ -86,10 +86,10 @@ pub async fn run(profile: &Profile, store: &Store) -> Tick {
     if let Some(w) = state_warning {
         decision.warnings.push(w);
     }
-    if lock.is_ok() {
-        if let Err(e) = store.save(&decision.next) {
-            decision.warnings.push(format!("state not saved: {}", e.render()));
-        }
+    if lock.is_ok()
+        && let Err(e) = store.save(&decision.next)
+    {
+        decision.warnings.push(format!("state not saved: {}", e.render()));
     }
     if decision.severity == Severity::Ok && !decision.warnings.is_empty() {
         decision.severity = Severity::Warning;
@@ -110,7 +110,11 @@ pub async fn run(profile: &Profile, store: &Store) -> Tick {
         elapsed_ms: started.elapsed().as_millis() as u64,
         resume: profile.job.resume.as_deref(),
     });
-    Tick { report, decision, facts }
+    Tick {
+        report,
+        decision,
+        facts,
+    }
 }
 
 /// Parse the probe's output into an observation.
@@ -120,7 +124,11 @@ pub fn observe(stdout: &[u8], stderr: &[u8], nonce: &str, profile: &Profile) -> 
         Err(why) => {
             let err = String::from_utf8_lossy(stderr);
             let err = err.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-            let msg = if err.is_empty() { why } else { format!("{why}; stderr: {}", err.chars().take(160).collect::<String>()) };
+            let msg = if err.is_empty() {
+                why
+            } else {
+                format!("{why}; stderr: {}", err.chars().take(160).collect::<String>())
+            };
             return Observation::ProbeError(msg);
         }
     };
@@ -132,12 +140,25 @@ pub fn observe(stdout: &[u8], stderr: &[u8], nonce: &str, profile: &Profile) -> 
 
 /// The worst exit code of several reports (monitoring-plugin convention).
 pub fn worst_exit(reports: &[&Report]) -> i32 {
-    reports.iter().map(|r| r.exit_code).max().unwrap_or(crate::exit_codes::UNKNOWN)
+    reports
+        .iter()
+        .map(|r| r.exit_code)
+        .max()
+        .unwrap_or(crate::exit_codes::UNKNOWN)
 }
 
 /// Is this verdict the end of the run (nothing more to watch)?
 pub fn is_terminal(v: Verdict) -> bool {
-    matches!(v, Verdict::Done | Verdict::Incomplete | Verdict::Crashed | Verdict::Died | Verdict::Preempted | Verdict::HostkeyMismatch | Verdict::AuthFailed)
+    matches!(
+        v,
+        Verdict::Done
+            | Verdict::Incomplete
+            | Verdict::Crashed
+            | Verdict::Died
+            | Verdict::Preempted
+            | Verdict::HostkeyMismatch
+            | Verdict::AuthFailed
+    )
 }
 
 /// With `GPUPATROL_TRACE_DIR` set, keep the last probe script and its raw

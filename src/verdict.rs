@@ -67,14 +67,21 @@ impl Verdict {
         match self {
             Verdict::Running | Verdict::Pending | Verdict::Done => Severity::Ok,
             Verdict::Incomplete => Severity::Warning,
-            Verdict::Stalled | Verdict::Timeout | Verdict::Crashed | Verdict::Died | Verdict::Preempted => Severity::Critical,
-            Verdict::Unreachable | Verdict::AuthFailed | Verdict::HostkeyMismatch | Verdict::ProbeError => Severity::Unknown,
+            Verdict::Stalled | Verdict::Timeout | Verdict::Crashed | Verdict::Died | Verdict::Preempted => {
+                Severity::Critical
+            }
+            Verdict::Unreachable | Verdict::AuthFailed | Verdict::HostkeyMismatch | Verdict::ProbeError => {
+                Severity::Unknown
+            }
         }
     }
 
     /// A failure that a sentinel `wait` stops on.
     pub fn is_failure(self) -> bool {
-        matches!(self, Verdict::Crashed | Verdict::Died | Verdict::Stalled | Verdict::Timeout | Verdict::Preempted)
+        matches!(
+            self,
+            Verdict::Crashed | Verdict::Died | Verdict::Stalled | Verdict::Timeout | Verdict::Preempted
+        )
     }
 
     /// The fixed remediation (CRASHED's comes from its triage class).
@@ -83,16 +90,36 @@ impl Verdict {
             Verdict::Running => "nothing to do: the run is alive and progressing",
             Verdict::Pending => "nothing to do yet: the job is queued; check the queue reason if it waits long",
             Verdict::Done => "collect the results and stop patrolling this run",
-            Verdict::Incomplete => "the completion marker exists but artifacts are missing: compare counts with the source and redo the missing part; do not trust the marker alone",
-            Verdict::Stalled => "alive but not progressing: read the log tail and look at the process (py-spy dump, nvidia-smi) before killing it, then resume from the latest checkpoint with the profile's resume command",
-            Verdict::Timeout => "running past max_runtime: check whether it still progresses; stop it and resume from the latest checkpoint, or raise job.max_runtime",
-            Verdict::Crashed => "read the traceback, fix the cause, then resume from the latest checkpoint; never blind-retry",
-            Verdict::Died => "not alive, not done, no crash in the per-run log: resume from the latest checkpoint with the profile's resume command (gpupatrol verifies it is not running first); never blind-restart",
-            Verdict::Preempted => "the scheduler or provider ended the job: resume from the latest checkpoint once capacity returns (resubmit on Slurm)",
-            Verdict::Unreachable => "SSH could not reach the box: check the provider console (balance, power state, preemption); the run itself may be fine",
-            Verdict::AuthFailed => "the box refused our credentials: check user, identity_file or ssh-agent, and the box's authorized_keys",
-            Verdict::HostkeyMismatch => "the box's host key changed and nothing was run: confirm the new key with the provider (a rebuilt box gets a new key), then update known_hosts deliberately",
-            Verdict::ProbeError => "connected, but the probe's answer made no sense: run gpupatrol doctor on this profile and check the box's shell and tools",
+            Verdict::Incomplete => {
+                "the completion marker exists but artifacts are missing: compare counts with the source and redo the missing part; do not trust the marker alone"
+            }
+            Verdict::Stalled => {
+                "alive but not progressing: read the log tail and look at the process (py-spy dump, nvidia-smi) before killing it, then resume from the latest checkpoint with the profile's resume command"
+            }
+            Verdict::Timeout => {
+                "running past max_runtime: check whether it still progresses; stop it and resume from the latest checkpoint, or raise job.max_runtime"
+            }
+            Verdict::Crashed => {
+                "read the traceback, fix the cause, then resume from the latest checkpoint; never blind-retry"
+            }
+            Verdict::Died => {
+                "not alive, not done, no crash in the per-run log: resume from the latest checkpoint with the profile's resume command (gpupatrol verifies it is not running first); never blind-restart"
+            }
+            Verdict::Preempted => {
+                "the scheduler or provider ended the job: resume from the latest checkpoint once capacity returns (resubmit on Slurm)"
+            }
+            Verdict::Unreachable => {
+                "SSH could not reach the box: check the provider console (balance, power state, preemption); the run itself may be fine"
+            }
+            Verdict::AuthFailed => {
+                "the box refused our credentials: check user, identity_file or ssh-agent, and the box's authorized_keys"
+            }
+            Verdict::HostkeyMismatch => {
+                "the box's host key changed and nothing was run: confirm the new key with the provider (a rebuilt box gets a new key), then update known_hosts deliberately"
+            }
+            Verdict::ProbeError => {
+                "connected, but the probe's answer made no sense: run gpupatrol doctor on this profile and check the box's shell and tools"
+            }
         }
     }
 }

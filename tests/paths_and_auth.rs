@@ -58,10 +58,17 @@ fn pgrep_alive_never_matches_the_probe_and_pipes_are_alternation() {
     // a real job, matched through an alternation
     let script = sshd.box_dir().join("train.py");
     std::fs::write(&script, "sleep 30\n").unwrap();
-    let mut job = Command::new("sh").arg(&script).args(["--run", "pgtest"]).spawn().unwrap();
+    let mut job = Command::new("sh")
+        .arg(&script)
+        .args(["--run", "pgtest"])
+        .spawn()
+        .unwrap();
     let p2 = sshd.profile(
         "pg2",
-        &format!("job:\n  alive: {{ pgrep: 'nomatch|train.py --run pgtest' }}\n  log: {}\n  progress: 'Epoch (\\d+)'\n", yq(&log.to_string_lossy())),
+        &format!(
+            "job:\n  alive: {{ pgrep: 'nomatch|train.py --run pgtest' }}\n  log: {}\n  progress: 'Epoch (\\d+)'\n",
+            yq(&log.to_string_lossy())
+        ),
     );
     std::thread::sleep(Duration::from_millis(200));
     let j = tick_json(&sshd, &p2).one();
@@ -104,7 +111,14 @@ fn done_marker_with_short_artifacts_is_incomplete() {
     std::fs::create_dir_all(ckpt.join("a-directory-left-by-a-killed-copy")).unwrap();
     std::fs::write(b.join("i.DONE"), "").unwrap();
     std::fs::write(b.join("i.log"), "Epoch 10\n").unwrap();
-    let p = sshd.run_profile("i", "gone", &format!("artifacts:\n  - {{ path: {}, expect_count: 10 }}\n", yq(&ckpt.to_string_lossy())));
+    let p = sshd.run_profile(
+        "i",
+        "gone",
+        &format!(
+            "artifacts:\n  - {{ path: {}, expect_count: 10 }}\n",
+            yq(&ckpt.to_string_lossy())
+        ),
+    );
     let r = tick_json(&sshd, &p);
     assert_eq!(r.code, 1);
     let j = r.one();
@@ -122,7 +136,9 @@ fn rsa_ecdsa_and_agent_credentials() {
         auth.push_str(&std::fs::read_to_string(key.with_extension("pub")).unwrap());
         std::fs::write(sshd.path("authorized_keys"), auth).unwrap();
         let p = sshd.profile(&format!("k-{kind}"), "job:\n  alive: { tmux: none }\n");
-        let text = std::fs::read_to_string(&p).unwrap().replace(&yq(&sshd.user_key.to_string_lossy()), &yq(&key.to_string_lossy()));
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace(&yq(&sshd.user_key.to_string_lossy()), &yq(&key.to_string_lossy()));
         std::fs::write(&p, text).unwrap();
         let j = tick_json(&sshd, &p).one();
         assert_eq!(j["verdict"], "DIED", "{kind}: {j}");
@@ -137,7 +153,11 @@ fn rsa_ecdsa_and_agent_credentials() {
         .and_then(|s| s.split(';').next())
         .unwrap()
         .to_string();
-    let add = Command::new("ssh-add").arg(&sshd.user_key).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    let add = Command::new("ssh-add")
+        .arg(&sshd.user_key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
     assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
     let p = sshd.profile("k-agent", "job:\n  alive: { tmux: none }\n");
     let text = std::fs::read_to_string(&p)
@@ -189,12 +209,21 @@ fn check_names_file_line_and_key_and_exits_3() {
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "name: x\nhost: h\njob:\n  log: /l\n  stall_after: 15 minutes\n").unwrap();
     let good = dir.path().join("good.yaml");
-    std::fs::write(&good, "name: g\nhost: h\njob:\n  alive: { tmux: t }\n  done_marker: /d\n").unwrap();
+    std::fs::write(
+        &good,
+        "name: g\nhost: h\njob:\n  alive: { tmux: t }\n  done_marker: /d\n",
+    )
+    .unwrap();
     let mut c = Command::new(BIN);
     c.args(["check", "-p"]).arg(&bad).arg("-p").arg(&good);
     let r = run(c, Duration::from_secs(10));
     assert_eq!(r.code, 3);
-    assert!(r.stderr.contains(&format!("{}:5: job.stall_after: invalid duration", bad.display())), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{}:5: job.stall_after: invalid duration", bad.display())),
+        "{}",
+        r.stderr
+    );
     assert!(r.stdout.contains("ok ") && r.stdout.contains("(g)"), "{}", r.stdout);
     // a profile error in tick is unknown (3), never critical
     let mut c = Command::new(BIN);

@@ -15,7 +15,13 @@ use common::*;
 fn simple_profile(sshd: &Sshd, name: &str) -> std::path::PathBuf {
     let log = sshd.box_dir().join(format!("{name}.log"));
     std::fs::write(&log, "Epoch 1\nEpoch 2\n").unwrap();
-    sshd.profile(name, &format!("job:\n  log: {}\n  progress: 'Epoch (\\d+)'\n", yq(&log.to_string_lossy())))
+    sshd.profile(
+        name,
+        &format!(
+            "job:\n  log: {}\n  progress: 'Epoch (\\d+)'\n",
+            yq(&log.to_string_lossy())
+        ),
+    )
 }
 
 #[test]
@@ -33,7 +39,8 @@ fn sshd_not_running_is_unreachable_fast() {
     assert!(j["remediation"].as_str().unwrap().contains("provider console"));
     assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
     // offsets survive a failed tick
-    let after: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sshd.state_dir().join("u.json")).unwrap()).unwrap();
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sshd.state_dir().join("u.json")).unwrap()).unwrap();
     let before: serde_json::Value = serde_json::from_str(&state_before).unwrap();
     assert_eq!(after["log"], before["log"]);
     assert_eq!(after["failures_in_a_row"], 1);
@@ -58,8 +65,11 @@ fn silent_listener_is_unreachable_within_connect_timeout() {
         }
     });
     let sshd = Sshd::start();
-    let p = sshd.profile("silent", &format!("job:\n  alive: {{ tmux: x }}\n"));
-    let text = std::fs::read_to_string(&p).unwrap().replace(&format!("port: {}", sshd.port), &format!("port: {port}")).replace("connect_timeout: 5s", "connect_timeout: 2s");
+    let p = sshd.profile("silent", "job:\n  alive: { tmux: x }\n");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace(&format!("port: {}", sshd.port), &format!("port: {port}"))
+        .replace("connect_timeout: 5s", "connect_timeout: 2s");
     std::fs::write(&p, text).unwrap();
     let r = tick_json(&sshd, &p);
     stop.store(true, Ordering::SeqCst);
@@ -68,7 +78,11 @@ fn silent_listener_is_unreachable_within_connect_timeout() {
     let j = r.one();
     assert_eq!(j["verdict"], "UNREACHABLE");
     assert!(j["detail"].as_str().unwrap().contains("connect_timeout"), "{j}");
-    assert!(r.elapsed >= Duration::from_secs(2) && r.elapsed < Duration::from_secs(6), "{:?}", r.elapsed);
+    assert!(
+        r.elapsed >= Duration::from_secs(2) && r.elapsed < Duration::from_secs(6),
+        "{:?}",
+        r.elapsed
+    );
 }
 
 /// A TCP proxy in front of sshd that stops forwarding (both ways, sockets
@@ -99,7 +113,9 @@ fn freezing_proxy(target: u16, freeze: Arc<AtomicBool>) -> u16 {
                                 return;
                             }
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
                         Err(_) => return,
                     }
                 }
@@ -128,7 +144,9 @@ fn link_freezing_mid_probe_is_unreachable_within_keepalive_budget() {
         .replace("section_timeout: 5s", "section_timeout: 15s");
     std::fs::write(&p, text).unwrap();
     // known_hosts names the proxy's port
-    let kh = std::fs::read_to_string(&sshd.known_hosts).unwrap().replace(&format!("]:{} ", sshd.port), &format!("]:{port} "));
+    let kh = std::fs::read_to_string(&sshd.known_hosts)
+        .unwrap()
+        .replace(&format!("]:{} ", sshd.port), &format!("]:{port} "));
     std::fs::write(&sshd.known_hosts, kh).unwrap();
     let called = sshd.path("gpu/called");
     let f2 = freeze.clone();
@@ -153,7 +171,9 @@ fn wrong_key_is_auth_failed() {
     let other = sshd.path("other_key");
     keygen(&other, "ed25519");
     let p = simple_profile(&sshd, "a");
-    let text = std::fs::read_to_string(&p).unwrap().replace(&yq(&sshd.user_key.to_string_lossy()), &yq(&other.to_string_lossy()));
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace(&yq(&sshd.user_key.to_string_lossy()), &yq(&other.to_string_lossy()));
     std::fs::write(&p, text).unwrap();
     let r = tick_json(&sshd, &p);
     assert_eq!(r.code, 3);
@@ -170,7 +190,16 @@ fn changed_host_key_runs_nothing() {
     keygen(&impostor, "ed25519");
     let pubkey = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
     let mut w = pubkey.split_whitespace();
-    std::fs::write(&sshd.known_hosts, format!("[127.0.0.1]:{} {} {}\n", sshd.port, w.next().unwrap(), w.next().unwrap())).unwrap();
+    std::fs::write(
+        &sshd.known_hosts,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            w.next().unwrap(),
+            w.next().unwrap()
+        ),
+    )
+    .unwrap();
     let r = tick_json(&sshd, &p);
     assert_eq!(r.code, 3);
     let j = r.one();
@@ -199,12 +228,23 @@ fn unknown_host_key_strict_refuses_accept_new_records() {
     keygen(&impostor, "ed25519");
     let pubkey = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
     let mut w = pubkey.split_whitespace();
-    std::fs::write(&sshd.known_hosts, format!("[127.0.0.1]:{} {} {}\n", sshd.port, w.next().unwrap(), w.next().unwrap())).unwrap();
+    std::fs::write(
+        &sshd.known_hosts,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            sshd.port,
+            w.next().unwrap(),
+            w.next().unwrap()
+        ),
+    )
+    .unwrap();
     assert_eq!(tick_json(&sshd, &p).one()["verdict"], "HOSTKEY_MISMATCH");
 }
 
 fn forced(cmd: &str) -> (Sshd, std::path::PathBuf) {
-    let sshd = Sshd::start_with(Options { force_command: Some(cmd.to_string()) });
+    let sshd = Sshd::start_with(Options {
+        force_command: Some(cmd.to_string()),
+    });
     let p = simple_profile(&sshd, "g");
     (sshd, p)
 }
@@ -241,7 +281,9 @@ fn hung_nvidia_smi_costs_one_section_not_the_tick() {
     let sshd = Sshd::start();
     sshd.gpu_mode("hang");
     let p = simple_profile(&sshd, "h");
-    let text = std::fs::read_to_string(&p).unwrap().replace("section_timeout: 5s", "section_timeout: 2s");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("section_timeout: 5s", "section_timeout: 2s");
     std::fs::write(&p, text).unwrap();
     let r = tick_json(&sshd, &p);
     let j = r.one();
@@ -278,14 +320,26 @@ fn sigterm_mid_tick_exits_promptly_with_state_intact() {
     let state_path = sshd.state_dir().join("sig.json");
     let before = std::fs::read(&state_path).unwrap();
     sshd.gpu_mode("hang");
-    let text = std::fs::read_to_string(&p).unwrap().replace("section_timeout: 5s", "section_timeout: 15s");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("section_timeout: 5s", "section_timeout: 15s");
     std::fs::write(&p, text).unwrap();
     let mut c = sshd.gpupatrol();
     c.args(["tick", "-p"]).arg(&p);
-    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
-    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -297,7 +351,11 @@ fn sigterm_mid_tick_exits_promptly_with_state_intact() {
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("SIGTERM"), "{err}");
-    assert_eq!(std::fs::read(&state_path).unwrap(), before, "state untouched by the interrupted tick");
+    assert_eq!(
+        std::fs::read(&state_path).unwrap(),
+        before,
+        "state untouched by the interrupted tick"
+    );
 }
 
 #[test]
@@ -315,7 +373,8 @@ fn concurrent_ticks_of_one_profile_do_not_corrupt_state() {
         let r = h.join().unwrap();
         assert_eq!(r.one()["verdict"], "RUNNING", "{}", r.stdout);
     }
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sshd.state_dir().join("cc.json")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sshd.state_dir().join("cc.json")).unwrap()).unwrap();
     assert_eq!(s["progress"]["step"], 2);
     assert_eq!(sshd.accepted(), 4);
 }
@@ -329,7 +388,10 @@ fn corrupt_state_is_reported_and_replaced() {
     assert_eq!(j["verdict"], "RUNNING");
     assert!(j["warnings"].to_string().contains("corrupt"), "{j}");
     let j = tick_json(&sshd, &p).one();
-    assert!(j["warnings"].as_array().unwrap().is_empty(), "replaced by a good file: {j}");
+    assert!(
+        j["warnings"].as_array().unwrap().is_empty(),
+        "replaced by a good file: {j}"
+    );
 }
 
 #[test]

@@ -14,7 +14,13 @@ fn running_then_done_with_one_connection_per_tick() {
     let log = b.join("r1.log");
     let ckpt = b.join("ckpt");
     sshd.start_job("train", &log, "finish", 4, "0.4", Some(&b.join("r1.DONE")), Some(&ckpt));
-    let p = sshd.run_profile("r1", "train", "artifacts:\n  - { path: CKPT, expect_count: 4 }\n".replace("CKPT", &yq(&ckpt.to_string_lossy())).as_str());
+    let p = sshd.run_profile(
+        "r1",
+        "train",
+        "artifacts:\n  - { path: CKPT, expect_count: 4 }\n"
+            .replace("CKPT", &yq(&ckpt.to_string_lossy()))
+            .as_str(),
+    );
     assert!(wait_for(Duration::from_secs(5), || count_in(&log, "Epoch 1") == 1));
 
     let r = tick_json(&sshd, &p);
@@ -65,7 +71,12 @@ fn crash_is_classified_from_the_per_run_log() {
     sshd.start_job("train", &log, "crash_cuda", 2, "0.2", None, None);
     let p = sshd.run_profile("c", "train", "");
     assert!(wait_for(Duration::from_secs(10), || count_in(&log, "OutOfMemoryError") == 1));
-    assert!(wait_for(Duration::from_secs(5), || !sshd.tmux().args(["has-session", "-t", "=train"]).status().unwrap().success()));
+    assert!(wait_for(Duration::from_secs(5), || !sshd
+        .tmux()
+        .args(["has-session", "-t", "=train"])
+        .status()
+        .unwrap()
+        .success()));
     let r = tick_json(&sshd, &p);
     assert_eq!(r.code, 2, "{}", r.stdout);
     let j = r.one();
@@ -83,9 +94,17 @@ fn killed_session_is_died_and_master_log_crashes_do_not_count() {
     let log = b.join("d.log");
     let master = b.join("all.log");
     // an EARLIER run's crash in the shared master log
-    std::fs::write(&master, "Epoch 9\nTraceback (most recent call last):\nKeyError: 'old'\n").unwrap();
+    std::fs::write(
+        &master,
+        "Epoch 9\nTraceback (most recent call last):\nKeyError: 'old'\n",
+    )
+    .unwrap();
     sshd.start_job("train", &log, "forever", 0, "0.2", None, None);
-    let p = sshd.run_profile("d", "train", &format!("  master_log: {}\n", yq(&master.to_string_lossy())));
+    let p = sshd.run_profile(
+        "d",
+        "train",
+        &format!("  master_log: {}\n", yq(&master.to_string_lossy())),
+    );
     assert!(wait_for(Duration::from_secs(5), || count_in(&log, "Epoch 2") == 1));
     let r = tick_json(&sshd, &p);
     assert_eq!(r.one()["verdict"], "RUNNING", "{}", r.stdout);
@@ -133,10 +152,17 @@ fn offsets_make_the_log_scan_incremental() {
         big.push_str(&format!("Epoch {i} loss 1.0 some padding to make the line longer\n"));
     }
     std::fs::write(&log, &big).unwrap();
-    let p = sshd.profile("o", &format!("job:\n  log: {}\n  progress: 'Epoch (\\d+)'\n", yq(&log.to_string_lossy())));
+    let p = sshd.profile(
+        "o",
+        &format!(
+            "job:\n  log: {}\n  progress: 'Epoch (\\d+)'\n",
+            yq(&log.to_string_lossy())
+        ),
+    );
     let r = tick_json(&sshd, &p);
     assert_eq!(r.one()["progress"]["step"], 19999);
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sshd.state_dir().join("o.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sshd.state_dir().join("o.json")).unwrap()).unwrap();
     assert_eq!(state["log"]["offset"], big.len() as u64);
     // an unfinished last line is not consumed until it ends
     std::fs::write(&log, format!("{big}Epoch 20000 loss 0.9\nEpoch 2000")).unwrap();

@@ -17,7 +17,14 @@ pub fn run(args: &CheckArgs) -> i32 {
         if job.done_marker.is_none() && job.done_pattern.is_none() {
             notes.push("no job.done_marker or job.done_pattern: DONE can never be reported".to_string());
         }
-        for path in [job.log.as_deref(), job.done_marker.as_deref(), job.master_log.as_deref()].into_iter().flatten() {
+        for path in [
+            job.log.as_deref(),
+            job.done_marker.as_deref(),
+            job.master_log.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if path.starts_with("~/") && p.transport == TransportKind::Ssh {
                 notes.push(format!("{path:?}: box paths are sent as written and `~` is not expanded; relative paths are relative to the login directory"));
             }

@@ -43,9 +43,15 @@ fn demo_profile(name: &str, dir: &Path, steps: u32) -> Result<Profile> {
 }
 
 async fn start_job(dir: &Path, mode: &str, steps: u32, pause: f64) -> Result<tokio::process::Child> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let script = dir.join("demo_job.sh");
-    std::fs::write(&script, JOB).map_err(|source| Error::Write { path: script.clone(), source })?;
+    std::fs::write(&script, JOB).map_err(|source| Error::Write {
+        path: script.clone(),
+        source,
+    })?;
     let child = tokio::process::Command::new("sh")
         .arg(&script)
         .arg(dir)
@@ -65,7 +71,14 @@ async fn start_job(dir: &Path, mode: &str, steps: u32, pause: f64) -> Result<tok
 }
 
 /// Tick `profile` every `interval` until `stop` says so (at most `max` ticks).
-async fn patrol(profile: &Profile, store: &Store, interval: Duration, max: u32, json: bool, child: &mut tokio::process::Child) -> Vec<Verdict> {
+async fn patrol(
+    profile: &Profile,
+    store: &Store,
+    interval: Duration,
+    max: u32,
+    json: bool,
+    child: &mut tokio::process::Child,
+) -> Vec<Verdict> {
     let mut seen = Vec::new();
     for _ in 0..max {
         // Reap the job when it exits so its pid really goes away.
@@ -74,11 +87,14 @@ async fn patrol(profile: &Profile, store: &Store, interval: Duration, max: u32, 
         output::report(&t.report, json);
         seen.push(t.report.verdict);
         if crate::tick::is_terminal(t.report.verdict) {
-            if let Some(c) = &t.report.crash {
-                if !json {
-                    output::line(&format!("# triage: {} ({}) — evidence: {}", c.class, c.confidence, c.evidence));
-                    output::line(&format!("#   fix: {}", t.report.remediation));
-                }
+            if let Some(c) = &t.report.crash
+                && !json
+            {
+                output::line(&format!(
+                    "# triage: {} ({}) — evidence: {}",
+                    c.class, c.confidence, c.evidence
+                ));
+                output::line(&format!("#   fix: {}", t.report.remediation));
             }
             break;
         }
@@ -98,10 +114,14 @@ pub async fn run(args: &DemoArgs) -> Result<i32> {
             output::line(s);
         }
     };
-    say("# gpupatrol demo: a simulated training run on this machine, patrolled through the real probe (transport: local)");
+    say(
+        "# gpupatrol demo: a simulated training run on this machine, patrolled through the real probe (transport: local)",
+    );
 
     let steps = 5;
-    say(&format!("# run 1: trains {steps} epochs, checkpoints each one, then writes DONE"));
+    say(&format!(
+        "# run 1: trains {steps} epochs, checkpoints each one, then writes DONE"
+    ));
     let dir1 = root.0.join("run1");
     let mut job1 = start_job(&dir1, "finish", steps, interval.as_secs_f64() * 0.8).await?;
     let p1 = demo_profile("demo-finish", &dir1, steps)?;
@@ -115,7 +135,8 @@ pub async fn run(args: &DemoArgs) -> Result<i32> {
 
     let _ = job1.kill().await;
     let _ = job2.kill().await;
-    let ok = v1.contains(&Verdict::Running) && v1.last() == Some(&Verdict::Done) && v2.last() == Some(&Verdict::Crashed);
+    let ok =
+        v1.contains(&Verdict::Running) && v1.last() == Some(&Verdict::Done) && v2.last() == Some(&Verdict::Crashed);
     say(&format!(
         "# demo finished in {:.0}s; its files and state lived in {} (removed)",
         started.elapsed().as_secs_f64(),

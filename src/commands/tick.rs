@@ -44,7 +44,11 @@ pub async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<It
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().map(|o| o.expect("every future finished")).collect()

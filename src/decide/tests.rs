@@ -31,7 +31,10 @@ fn facts() -> Facts {
             slurm: None,
             slurm_final: None,
         },
-        markers: Markers { done_marker: Some(false), ..Default::default() },
+        markers: Markers {
+            done_marker: Some(false),
+            ..Default::default()
+        },
         log: Some(LogFacts {
             status: LogStatus::Present,
             size: 1000,
@@ -48,13 +51,31 @@ fn facts() -> Facts {
             tail: vec![nl(3, "Epoch 3 loss 1.0"), nl(4, "waiting...")],
         }),
         crash: CrashEvidence::default(),
-        artifacts: vec![Some(ArtifactFacts { exists: true, count: 1, newer_than_log: false })],
-        disk: Some(Disk { used_pct: Some(50.0), inodes_used_pct: Some(10.0), avail_kib: Some(1 << 20) }),
+        artifacts: vec![Some(ArtifactFacts {
+            exists: true,
+            count: 1,
+            newer_than_log: false,
+        })],
+        disk: Some(Disk {
+            used_pct: Some(50.0),
+            inodes_used_pct: Some(10.0),
+            avail_kib: Some(1 << 20),
+        }),
         gpus: Gpus::Present {
-            gpus: vec![Gpu { index: 0, util_pct: 97.0, mem_used_mib: 70000.0, mem_total_mib: 81920.0, temp_c: Some(60.0) }],
+            gpus: vec![Gpu {
+                index: 0,
+                util_pct: 97.0,
+                mem_used_mib: 70000.0,
+                mem_total_mib: 81920.0,
+                temp_c: Some(60.0),
+            }],
             samples: 3,
         },
-        cgroup: Cgroup { oom_kills: Some(0), mem_used_pct: Some(40.0), ..Default::default() },
+        cgroup: Cgroup {
+            oom_kills: Some(0),
+            mem_used_pct: Some(40.0),
+            ..Default::default()
+        },
         problems: vec![],
     }
 }
@@ -70,7 +91,12 @@ fn seen(step: u64, at: i64) -> State {
     s.first_seen = Some(at - 100);
     s.log = crate::state::LogCursor { offset: 500, inode: 7 };
     s.oom_kills = Some(0);
-    s.last = Some(LastTick { ts: "2026-11-24T11:30:00Z".into(), verdict: Some(Verdict::Running), step: Some(step), box_now: Some(at) });
+    s.last = Some(LastTick {
+        ts: "2026-11-24T11:30:00Z".into(),
+        verdict: Some(Verdict::Running),
+        step: Some(step),
+        box_now: Some(at),
+    });
     s
 }
 
@@ -78,7 +104,11 @@ fn seen(step: u64, at: i64) -> State {
 fn row_done() {
     let mut f = facts();
     f.markers.done_marker = Some(true);
-    f.artifacts = vec![Some(ArtifactFacts { exists: true, count: 3, newer_than_log: false })];
+    f.artifacts = vec![Some(ArtifactFacts {
+        exists: true,
+        count: 3,
+        newer_than_log: false,
+    })];
     let d = run(&profile(""), &State::new("t"), f);
     assert_eq!(d.verdict, Verdict::Done);
     assert_eq!(d.severity, Severity::Ok);
@@ -88,7 +118,11 @@ fn row_done() {
 fn row_done_by_pattern_is_remembered() {
     let p = profile("  done_pattern: 'Training completed'\n");
     let mut f = facts();
-    f.artifacts = vec![Some(ArtifactFacts { exists: true, count: 3, newer_than_log: false })];
+    f.artifacts = vec![Some(ArtifactFacts {
+        exists: true,
+        count: 3,
+        newer_than_log: false,
+    })];
     f.log.as_mut().unwrap().done_seen = true;
     let d = run(&p, &State::new("t"), f.clone());
     assert_eq!(d.verdict, Verdict::Done);
@@ -152,7 +186,10 @@ fn row_crashed_with_class() {
         nl(10, "Epoch 3 loss 1.0"),
         nl(11, "Traceback (most recent call last):"),
         nl(12, "  File \"train.py\", line 9, in <module>"),
-        nl(13, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+        nl(
+            13,
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        ),
     ];
     f.crash.last_progress_nr = 10;
     let d = run(&profile(""), &State::new("t"), f);
@@ -219,7 +256,11 @@ fn row_block_buffered_is_not_a_stall() {
     log.mtime = NOW - 3600;
     log.candidates.clear();
     log.tail.clear();
-    f.artifacts = vec![Some(ArtifactFacts { exists: true, count: 2, newer_than_log: true })];
+    f.artifacts = vec![Some(ArtifactFacts {
+        exists: true,
+        count: 2,
+        newer_than_log: true,
+    })];
     let d = run(&profile(""), &seen(3, NOW - 3600), f);
     assert_eq!(d.verdict, Verdict::Running);
     assert_eq!(d.severity, Severity::Warning);
@@ -258,7 +299,11 @@ fn first_sighting_uses_the_log_mtime_not_our_clock() {
     let mut f = facts();
     f.log.as_mut().unwrap().mtime = NOW - 7200;
     let d = run(&profile(""), &State::new("t"), f);
-    assert_eq!(d.verdict, Verdict::Stalled, "a step last written 2h ago is not progress now");
+    assert_eq!(
+        d.verdict,
+        Verdict::Stalled,
+        "a step last written 2h ago is not progress now"
+    );
 }
 
 #[test]
@@ -274,7 +319,11 @@ fn unfinished_last_line_is_reread() {
 #[test]
 fn warnings_escalate_running_to_warning() {
     let mut f = facts();
-    f.disk = Some(Disk { used_pct: Some(95.0), inodes_used_pct: Some(91.0), avail_kib: Some(1) });
+    f.disk = Some(Disk {
+        used_pct: Some(95.0),
+        inodes_used_pct: Some(91.0),
+        avail_kib: Some(1),
+    });
     f.cgroup.mem_used_pct = Some(93.0);
     f.problems.push("gpu: timed out on the box".into());
     let d = run(&profile(""), &seen(3, NOW - 10), f);
@@ -288,7 +337,13 @@ fn gpu_idle_while_advancing_is_data_bound() {
     let mut f = facts();
     f.log.as_mut().unwrap().tail = vec![nl(9, "Epoch 4")];
     f.gpus = Gpus::Present {
-        gpus: vec![Gpu { index: 0, util_pct: 1.0, mem_used_mib: 1.0, mem_total_mib: 2.0, temp_c: None }],
+        gpus: vec![Gpu {
+            index: 0,
+            util_pct: 1.0,
+            mem_used_mib: 1.0,
+            mem_total_mib: 2.0,
+            temp_c: None,
+        }],
         samples: 3,
     };
     let d = run(&profile(""), &seen(3, NOW - 10), f);
@@ -301,7 +356,10 @@ fn transport_failure_keeps_offsets_and_counts() {
     let d = decide(
         &profile(""),
         &prev,
-        &Observation::Transport { verdict: Verdict::Unreachable, message: "connection refused".into() },
+        &Observation::Transport {
+            verdict: Verdict::Unreachable,
+            message: "connection refused".into(),
+        },
         "2026-11-24T12:00:00Z",
     );
     assert_eq!(d.verdict, Verdict::Unreachable);

@@ -367,7 +367,9 @@ fn read_crash(s: &Section) -> CrashEvidence {
 /// before it are size, used, available (a filesystem name may hold spaces).
 fn df_line(line: &str) -> Option<(f64, u64)> {
     let toks: Vec<&str> = line.split_whitespace().collect();
-    let pct_at = toks.iter().position(|t| t.ends_with('%') && t[..t.len() - 1].parse::<u64>().is_ok())?;
+    let pct_at = toks
+        .iter()
+        .position(|t| t.ends_with('%') && t[..t.len() - 1].parse::<u64>().is_ok())?;
     if pct_at < 3 {
         // `-` for filesystems without inode counts
         return None;

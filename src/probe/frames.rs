@@ -17,11 +17,9 @@ pub struct Section {
 impl Section {
     /// Value of the first `key=value` line.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.lines.iter().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|r| r.strip_prefix('='))
-                .map(str::trim)
-        })
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::trim))
     }
 
     pub fn get_num<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
@@ -115,14 +113,19 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Frames, String> {
         }
     }
     if !cut.is_empty() && started && !finished {
-        let place = open.as_ref().map(|(n, _)| format!(" in section {n}")).unwrap_or_default();
+        let place = open
+            .as_ref()
+            .map(|(n, _)| format!(" in section {n}"))
+            .unwrap_or_default();
         return Err(format!("output ended mid-line{place} (connection cut or probe killed)"));
     }
     if !started {
         return Err("no gpupatrol frame in the output (is the remote login shell able to run `sh -s`?)".into());
     }
     if let Some((name, _)) = open {
-        return Err(format!("output ended inside section {name} (connection cut or probe killed)"));
+        return Err(format!(
+            "output ended inside section {name} (connection cut or probe killed)"
+        ));
     }
     if !finished {
         return Err("output ended before the probe finished".into());
@@ -167,7 +170,11 @@ mod tests {
         let out = format!("{N} START v1\n{N} BEGIN log\nsome\n");
         assert!(parse(out.as_bytes(), N).unwrap_err().contains("inside section log"));
         let out = format!("{N} START v1\n{N} BEGIN log\n{N} END log rc=0 trunc=0\n");
-        assert!(parse(out.as_bytes(), N).unwrap_err().contains("before the probe finished"));
+        assert!(
+            parse(out.as_bytes(), N)
+                .unwrap_err()
+                .contains("before the probe finished")
+        );
     }
 
     #[test]

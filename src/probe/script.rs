@@ -133,7 +133,7 @@ pub fn render_with_nonce(profile: &Profile, state: &State, nonce: String) -> Pro
 /// Seconds as `timeout`/`sleep` take them, sub-second allowed.
 fn secs_arg(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}", ms / 1000)
     } else {
         format!("{}.{:03}", ms / 1000, ms % 1000)

@@ -64,11 +64,16 @@ impl client::Handler for Checker {
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return self.refuse("the server presented a host certificate; gpupatrol checks plain host keys only".into());
+            return self
+                .refuse("the server presented a host certificate; gpupatrol checks plain host keys only".into());
         };
         let fp = key.fingerprint(HashAlg::Sha256).to_string();
         let desc = format!("{} {fp}", key.algorithm().as_str());
-        let shown = if self.port == 22 { self.host.clone() } else { format!("[{}]:{}", self.host, self.port) };
+        let shown = if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        };
         match keys::check_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
             Ok(true) => {
                 *self.seen.lock().expect("seen lock") = Some((desc, false));
@@ -109,10 +114,19 @@ pub async fn exec(t: &Target, command: &str, stdin: &[u8], limits: Limits) -> Re
     exec_with_session(t, command, stdin, limits).await.map(|(o, _)| o)
 }
 
-pub async fn exec_with_session(t: &Target, command: &str, stdin: &[u8], limits: Limits) -> Result<(Output, Session), Failure> {
+pub async fn exec_with_session(
+    t: &Target,
+    command: &str,
+    stdin: &[u8],
+    limits: Limits,
+) -> Result<(Output, Session), Failure> {
     let (handle, session) = connect(t).await?;
     let result = run(&handle, command, stdin, limits, t).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), handle.disconnect(Disconnect::ByApplication, "", "en")).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        handle.disconnect(Disconnect::ByApplication, "", "en"),
+    )
+    .await;
     result.map(|o| (o, session))
 }
 
@@ -174,7 +188,12 @@ async fn connect(t: &Target) -> Result<(Handle<Checker>, Session), Failure> {
             )));
         }
     };
-    let (host_key, host_key_recorded) = seen.lock().expect("seen lock").clone().map(|(d, r)| (Some(d), r)).unwrap_or((None, false));
+    let (host_key, host_key_recorded) = seen
+        .lock()
+        .expect("seen lock")
+        .clone()
+        .map(|(d, r)| (Some(d), r))
+        .unwrap_or((None, false));
     let method = match tokio::time::timeout(budget, authenticate(&mut handle, t)).await {
         Ok(r) => r?,
         Err(_) => {
@@ -221,9 +240,13 @@ async fn authenticate(handle: &mut Handle<Checker>, t: &Target) -> Result<String
             Ok(mut agent) => match agent.request_identities().await {
                 Ok(ids) => {
                     for id in ids {
-                        let keys::agent::AgentIdentity::PublicKey { key, .. } = &id else { continue };
+                        let keys::agent::AgentIdentity::PublicKey { key, .. } = &id else {
+                            continue;
+                        };
                         tried.push("ssh-agent key".into());
-                        let res = handle.authenticate_publickey_with(&t.user, key.clone(), rsa, &mut agent).await;
+                        let res = handle
+                            .authenticate_publickey_with(&t.user, key.clone(), rsa, &mut agent)
+                            .await;
                         match res {
                             Ok(AuthResult::Success) => return Ok("publickey via ssh-agent".into()),
                             Ok(_) => {}
@@ -255,7 +278,11 @@ async fn authenticate(handle: &mut Handle<Checker>, t: &Target) -> Result<String
     }
     let mut msg = format!("{}@{} refused", t.user, t.label());
     if tried.is_empty() {
-        msg = format!("no usable credential for {}@{} (no identity_file, no ssh-agent key)", t.user, t.label());
+        msg = format!(
+            "no usable credential for {}@{} (no identity_file, no ssh-agent key)",
+            t.user,
+            t.label()
+        );
     } else {
         msg.push_str(&format!(" {}", tried.join(", ")));
     }
@@ -274,28 +301,44 @@ fn auth_ok(r: Result<AuthResult, russh::Error>) -> Result<bool, Failure> {
     match r {
         Ok(AuthResult::Success) => Ok(true),
         Ok(AuthResult::Failure { .. }) => Ok(false),
-        Err(e) => Err(Failure::Unreachable(format!("connection lost during authentication: {}", russh_words(&e)))),
+        Err(e) => Err(Failure::Unreachable(format!(
+            "connection lost during authentication: {}",
+            russh_words(&e)
+        ))),
     }
 }
 
 fn key_problem(p: &std::path::Path, e: &keys::Error) -> String {
     let s = e.to_string();
     if s.to_lowercase().contains("encrypted") || s.to_lowercase().contains("passphrase") {
-        format!("identity {} is passphrase-protected: load it into ssh-agent", p.display())
+        format!(
+            "identity {} is passphrase-protected: load it into ssh-agent",
+            p.display()
+        )
     } else {
         format!("cannot load identity {}: {s}", p.display())
     }
 }
 
-async fn run(handle: &Handle<Checker>, command: &str, stdin: &[u8], limits: Limits, t: &Target) -> Result<Output, Failure> {
+async fn run(
+    handle: &Handle<Checker>,
+    command: &str,
+    stdin: &[u8],
+    limits: Limits,
+    t: &Target,
+) -> Result<Output, Failure> {
     let label = t.label();
     let work = async {
         let mut ch = handle
             .channel_open_session()
             .await
             .map_err(|e| lost(&label, "opening the channel", &e))?;
-        ch.exec(true, command).await.map_err(|e| lost(&label, "starting the probe", &e))?;
-        ch.data(stdin).await.map_err(|e| lost(&label, "sending the probe", &e))?;
+        ch.exec(true, command)
+            .await
+            .map_err(|e| lost(&label, "starting the probe", &e))?;
+        ch.data(stdin)
+            .await
+            .map_err(|e| lost(&label, "sending the probe", &e))?;
         ch.eof().await.map_err(|e| lost(&label, "sending the probe", &e))?;
         let mut out = Output {
             connections: 1,
@@ -310,10 +353,8 @@ async fn run(handle: &Handle<Checker>, command: &str, stdin: &[u8], limits: Limi
                     }
                     out.stdout.extend_from_slice(&data);
                 }
-                ChannelMsg::ExtendedData { data, .. } => {
-                    if out.stderr.len() < 64 * 1024 {
-                        out.stderr.extend_from_slice(&data);
-                    }
+                ChannelMsg::ExtendedData { data, .. } if out.stderr.len() < 64 * 1024 => {
+                    out.stderr.extend_from_slice(&data);
                 }
                 ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
                 ChannelMsg::Close => break,
@@ -325,7 +366,9 @@ async fn run(handle: &Handle<Checker>, command: &str, stdin: &[u8], limits: Limi
     match tokio::time::timeout(limits.deadline, work).await {
         Ok(Ok(out)) => {
             if handle.is_closed() && out.exit_status.is_none() {
-                return Err(Failure::Unreachable(format!("connection to {label} died mid-probe (keepalive or reset)")));
+                return Err(Failure::Unreachable(format!(
+                    "connection to {label} died mid-probe (keepalive or reset)"
+                )));
             }
             Ok(out)
         }
@@ -333,9 +376,15 @@ async fn run(handle: &Handle<Checker>, command: &str, stdin: &[u8], limits: Limi
         Err(_) => {
             // Hung box or dead link? Ask the server for a pong.
             let alive = !handle.is_closed()
-                && matches!(tokio::time::timeout(Duration::from_secs(3), handle.send_ping()).await, Ok(Ok(())));
+                && matches!(
+                    tokio::time::timeout(Duration::from_secs(3), handle.send_ping()).await,
+                    Ok(Ok(()))
+                );
             if alive {
-                Err(Failure::Probe(format!("probe did not finish within {} (box answers, probe hung)", human(limits.deadline))))
+                Err(Failure::Probe(format!(
+                    "probe did not finish within {} (box answers, probe hung)",
+                    human(limits.deadline)
+                )))
             } else {
                 Err(Failure::Unreachable(format!(
                     "connection to {label} froze mid-probe (no answer within {})",

@@ -20,21 +20,32 @@ pub fn resolve(p: &Profile) -> Result<Target, Failure> {
         .or_else(|| Some(expand_tilde("~/.ssh/config")).filter(|c| c.exists()));
     let params = match &config_path {
         Some(path) => {
-            let f = File::open(path).map_err(|e| Failure::Unreachable(format!("cannot read ssh config {}: {e}", path.display())))?;
+            let f = File::open(path)
+                .map_err(|e| Failure::Unreachable(format!("cannot read ssh config {}: {e}", path.display())))?;
             let cfg = SshConfig::default()
-                .parse(&mut BufReader::new(f), ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS)
+                .parse(
+                    &mut BufReader::new(f),
+                    ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+                )
                 .map_err(|e| Failure::Unreachable(format!("cannot parse ssh config {}: {e}", path.display())))?;
             Some(cfg.query(&alias))
         }
         None => None,
     };
-    if let Some(jump) = params.as_ref().and_then(|q| q.proxy_jump.clone()).filter(|j| !j.is_empty()) {
+    if let Some(jump) = params
+        .as_ref()
+        .and_then(|q| q.proxy_jump.clone())
+        .filter(|j| !j.is_empty())
+    {
         return Err(Failure::Unreachable(format!(
             "host {alias} uses ProxyJump {} in the ssh config; gpupatrol does not support ProxyJump yet",
             jump.join(",")
         )));
     }
-    let hostname = params.as_ref().and_then(|q| q.host_name.clone()).unwrap_or_else(|| alias.clone());
+    let hostname = params
+        .as_ref()
+        .and_then(|q| q.host_name.clone())
+        .unwrap_or_else(|| alias.clone());
     let port = p.port.or_else(|| params.as_ref().and_then(|q| q.port)).unwrap_or(22);
     let user = p
         .user
@@ -61,7 +72,10 @@ pub fn resolve(p: &Profile) -> Result<Target, Failure> {
         user,
         identities,
         explicit_identity,
-        known_hosts: p.known_hosts.clone().unwrap_or_else(|| expand_tilde("~/.ssh/known_hosts")),
+        known_hosts: p
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| expand_tilde("~/.ssh/known_hosts")),
         policy: p.host_key_policy,
         connect_timeout: p.connect_timeout,
         keepalive_interval: p.keepalive_interval,

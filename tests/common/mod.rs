@@ -18,7 +18,11 @@ pub fn fixtures() -> PathBuf {
 
 fn sh(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -99,7 +103,10 @@ impl Sshd {
 
     fn spawn(&mut self) {
         let d = self.dir.path().to_path_buf();
-        let path = format!("{}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", d.display());
+        let path = format!(
+            "{}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            d.display()
+        );
         for _attempt in 0..5 {
             let port = free_port();
             let mut cfg = format!(
@@ -139,10 +146,10 @@ impl Sshd {
     fn wait_ready(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if let Some(c) = &mut self.child {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return false;
-                }
+            if let Some(c) = &mut self.child
+                && let Ok(Some(_)) = c.try_wait()
+            {
+                return false;
             }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -201,7 +208,17 @@ impl Sshd {
     }
 
     /// Start the fake training job in a detached tmux session on the box.
-    pub fn start_job(&self, session: &str, log: &Path, mode: &str, steps: u32, pause: &str, done: Option<&Path>, ckpt: Option<&Path>) {
+    #[expect(clippy::too_many_arguments, reason = "mirrors fake_train.sh's arguments")]
+    pub fn start_job(
+        &self,
+        session: &str,
+        log: &Path,
+        mode: &str,
+        steps: u32,
+        pause: &str,
+        done: Option<&Path>,
+        ckpt: Option<&Path>,
+    ) {
         let cmd = format!(
             "sh {} {} {} {} {} {} {}",
             q(&fixtures().join("fake_train.sh").to_string_lossy()),
@@ -319,7 +336,12 @@ pub fn yd(s: &str) -> String {
 /// Run a command, killing it (and failing the test) past `limit`.
 pub fn run(mut cmd: Command, limit: Duration) -> Run {
     let started = Instant::now();
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = std::thread::spawn(move || {
@@ -339,7 +361,10 @@ pub fn run(mut cmd: Command, limit: Duration) -> Run {
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} ran past {limit:?}; stderr: {}", t_err.join().unwrap_or_default());
+            panic!(
+                "{cmd:?} ran past {limit:?}; stderr: {}",
+                t_err.join().unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -372,5 +397,7 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Count lines matching `needle` in a file (0 if missing).
 pub fn count_in(path: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(path).map(|s| s.matches(needle).count()).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .map(|s| s.matches(needle).count())
+        .unwrap_or(0)
 }
