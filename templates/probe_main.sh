@@ -13,6 +13,7 @@ gp_bound() {
 }
 gp_section() {
   printf "%s BEGIN %s\n" "$GP_NONCE" "$1"
+  # shellcheck disable=SC2016
   if [ "$GP_HAVE_TIMEOUT" = 1 ]; then
     { timeout -k 2 "$GP_SECTION_TIMEOUT" sh -c 'eval "$GP_LIB"' gp-probe "$1" </dev/null 2>&1; printf "\n%s RC %s\n" "$GP_NONCE" "$?"; } | gp_bound "$1"
   else

@@ -80,6 +80,9 @@ pub fn render_with_nonce(profile: &Profile, state: &State, nonce: String) -> Pro
     let job = &profile.job;
     let mut s = String::with_capacity(LIB.len() + MAIN.len() + 2048);
     s.push_str("# gpupatrol probe v1 (read from stdin by sh -s; nothing here is in argv)\n");
+    // Values are data in single quotes, exported for the sections: the
+    // quotes inside them are meant literally.
+    s.push_str("# shellcheck disable=SC2089,SC2090\n");
     s.push_str("LC_ALL=C; export LC_ALL\n");
     let mut var = |k: &str, v: &str| s.push_str(&export(k, v));
     var("GP_NONCE", &nonce);
@@ -125,6 +128,7 @@ pub fn render_with_nonce(profile: &Profile, state: &State, nonce: String) -> Pro
     }
     sections.extend(["cgroup", "gpu"]);
     var("GP_SECTIONS", &sections.join(" "));
+    // The section code, kept in a variable (never in argv) and run by eval.
     s.push_str(&format!("GP_LIB={}\n", quote(LIB)));
     s.push_str(MAIN);
     Probe { nonce, script: s }

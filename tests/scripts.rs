@@ -1,0 +1,69 @@
+//! Every shell script gpupatrol renders passes `sh -n`, `dash -n`/`bash -n`
+//! where installed, and `shellcheck` where installed, for each option combination.
+
+use std::path::Path;
+use std::process::Command;
+
+use gpupatrol::probe::script::render_with_nonce;
+use gpupatrol::profile;
+use gpupatrol::state::State;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn syntax_ok(shell: &str, script: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("probe.sh");
+    std::fs::write(&f, script).unwrap();
+    let out = Command::new(shell).arg("-n").arg(&f).output().unwrap();
+    assert!(out.status.success(), "{shell} -n: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn shellcheck(script: &str, what: &str) {
+    if !have("shellcheck") {
+        eprintln!("shellcheck not installed; skipped for {what}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("s.sh");
+    std::fs::write(&f, format!("#!/bin/sh\n{script}")).unwrap();
+    let out = Command::new("shellcheck").args(["-s", "sh", "-S", "warning"]).arg(&f).output().unwrap();
+    assert!(out.status.success(), "shellcheck {what}:\n{}", String::from_utf8_lossy(&out.stdout));
+}
+
+const VARIANTS: &[&str] = &[
+    "name: a\nhost: h\n",
+    "name: b\nhost: h\njob:\n  alive: { tmux: t }\n  log: /l\n  progress: 'Epoch (\\d+)'\n",
+    "name: c\nhost: h\njob:\n  alive: { pgrep: 'a|b' }\n  log: \"/we'ird $(x)\\n\"\n  master_log: /m\n  done_pattern: 'x|y'\n  done_marker: /d\nartifacts:\n  - { path: /a, expect_count: 2 }\n  - { path: /b }\ndata_mount: /\n",
+    "name: d\nhost: h\njob:\n  alive: { slurm: '123' }\n  log: /l\n  progress: '(?i)step[= ](\\d+)'\n",
+    "name: e\nhost: h\njob:\n  alive: { pidfile: /p }\n  log: /l\n  progress: '(\\d+)'\n",
+];
+
+#[test]
+fn probe_scripts_parse_in_every_shell_and_pass_shellcheck() {
+    for v in VARIANTS {
+        let p = profile::parse(Path::new("v.yaml"), v).unwrap();
+        let probe = render_with_nonce(&p, &State::new(&p.name), "GPXtest".into());
+        for shell in ["sh", "dash", "bash", "busybox sh"] {
+            let bin = shell.split(' ').next().unwrap();
+            if shell == "sh" || have(bin) {
+                if shell == "busybox sh" {
+                    continue;
+                }
+                syntax_ok(shell, &probe.script);
+            }
+        }
+        shellcheck(&probe.script, &format!("probe for {}", p.name));
+    }
+}
+
+#[test]
+fn the_section_library_passes_shellcheck() {
+    let lib = include_str!("../templates/probe_lib.sh");
+    syntax_ok("sh", lib);
+    shellcheck(lib, "templates/probe_lib.sh");
+    let job = include_str!("../templates/demo_job.sh");
+    syntax_ok("sh", job);
+    shellcheck(job, "templates/demo_job.sh");
+}
