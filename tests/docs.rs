@@ -1,0 +1,36 @@
+//! The documentation users read cannot drift from the code.
+
+use std::path::Path;
+
+#[test]
+fn decision_table_doc_lists_every_row_in_order() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/decision-table.md")).unwrap();
+    let mut at = 0;
+    for (name, _) in gpupatrol::decide::TABLE {
+        let pos = doc[at..].find(name).unwrap_or_else(|| panic!("docs/decision-table.md lacks row {name:?} (or out of order)"));
+        at += pos + name.len();
+    }
+}
+
+#[test]
+fn every_verdict_remediation_is_documented() {
+    use gpupatrol::verdict::Verdict::*;
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/decision-table.md")).unwrap();
+    for v in [Running, Pending, Done, Incomplete, Stalled, Timeout, Died, Preempted, Unreachable, AuthFailed, HostkeyMismatch, ProbeError] {
+        assert!(doc.contains(v.remediation()), "{v}: remediation not in the doc");
+    }
+}
+
+#[test]
+fn example_profiles_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            gpupatrol::profile::load(&p).unwrap_or_else(|e| panic!("{}", e.render()));
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}
