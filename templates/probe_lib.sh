@@ -270,10 +270,14 @@ gp_cgroup() {
     fi
   elif [ -f /sys/fs/cgroup/memory/memory.usage_in_bytes ]; then
     echo "cg_version=1"
-    echo "cg_current=$(cat /sys/fs/cgroup/memory/memory.usage_in_bytes 2>/dev/null)"
-    echo "cg_max=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)"
-    echo "cg_inactive_file=$(sed -n "s/^total_inactive_file //p" /sys/fs/cgroup/memory/memory.stat 2>/dev/null)"
-    echo "cg_oom_kill=$(sed -n "s/^oom_kill //p" /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null)"
+    gp_rel=$(sed -n "s/^[0-9]*:[^:]*memory[^:]*:\(.*\)/\1/p" "/proc/$gp_pid/cgroup" 2>/dev/null | head -n 1)
+    gp_d=/sys/fs/cgroup/memory$gp_rel
+    # inside a container the host path is not visible: its root is ours
+    [ -f "$gp_d/memory.usage_in_bytes" ] || gp_d=/sys/fs/cgroup/memory
+    echo "cg_current=$(cat "$gp_d/memory.usage_in_bytes" 2>/dev/null)"
+    echo "cg_max=$(cat "$gp_d/memory.limit_in_bytes" 2>/dev/null)"
+    echo "cg_inactive_file=$(sed -n "s/^total_inactive_file //p" "$gp_d/memory.stat" 2>/dev/null)"
+    echo "cg_oom_kill=$(sed -n "s/^oom_kill //p" "$gp_d/memory.oom_control" 2>/dev/null)"
   fi
   echo "mem_total_kb=$(sed -n "s/^MemTotal:[[:space:]]*\\([0-9]*\\).*/\\1/p" /proc/meminfo 2>/dev/null)"
   echo "mem_avail_kb=$(sed -n "s/^MemAvailable:[[:space:]]*\\([0-9]*\\).*/\\1/p" /proc/meminfo 2>/dev/null)"
