@@ -24,8 +24,83 @@ pub enum Command {
     Tick(TickArgs),
     /// Validate profiles offline; errors name the file, line and key.
     Check(CheckArgs),
+    /// A bounded loop of ticks (for cron, systemd or an agent's loop); one line per profile per tick.
+    Patrol(PatrolArgs),
+    /// Sentinel wait: one short connection per tick until a marker/text appears or the run fails.
+    Wait(WaitArgs),
+    /// Print a crontab line and a systemd service/timer pair that run the patrol.
+    Cron(CronArgs),
     /// A self-contained demo on this machine: a simulated run patrolled through the real probe.
     Demo(DemoArgs),
+}
+
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::duration::parse(s)?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err("must be at least 100ms".into());
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Args)]
+pub struct PatrolArgs {
+    /// Profile YAML file (repeat for several boxes; they are patrolled concurrently).
+    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    pub profiles: Vec<PathBuf>,
+    /// Time between ticks: 90s, 15m, 2h.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    pub every: std::time::Duration,
+    /// Stop after this many ticks (the loop always ends).
+    #[arg(long, value_name = "N", default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_ticks: u32,
+    /// Stop patrolling a profile once it reaches a terminal verdict (DONE, INCOMPLETE, CRASHED, DIED, PREEMPTED).
+    #[arg(long)]
+    pub until_terminal: bool,
+    /// JSON Lines instead of the human line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["marker", "pattern"])))]
+pub struct WaitArgs {
+    /// Profile YAML file.
+    #[arg(short, long = "profile", value_name = "FILE")]
+    pub profile: PathBuf,
+    /// Return when this file exists on the box.
+    #[arg(long, value_name = "PATH")]
+    pub marker: Option<String>,
+    /// Return when this literal text appears in the run's own log (job.log); `|`, quotes and regex characters are literal.
+    #[arg(long, value_name = "TEXT")]
+    pub pattern: Option<String>,
+    /// Time between ticks.
+    #[arg(long, value_name = "DUR", default_value = "90s", value_parser = duration_arg)]
+    pub interval: std::time::Duration,
+    /// Give up (exit 1) after this many ticks.
+    #[arg(long, value_name = "N", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_ticks: u32,
+    /// Stop the waiter already watching this profile (SIGTERM), then take over.
+    #[arg(long)]
+    pub supersede: bool,
+    /// Only print the final line.
+    #[arg(long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// JSON Lines instead of the human line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CronArgs {
+    /// Profile YAML file (repeatable; one tick command covers them all).
+    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    pub profiles: Vec<PathBuf>,
+    /// How often: 5m, 30m, 1h, 2h … (cron needs a divisor of an hour or of a day).
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    pub every: std::time::Duration,
+    /// Where the patrol appends its lines [default: STATE_DIR/patrol.log].
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -11,10 +11,12 @@ pub mod decide;
 pub mod duration;
 pub mod error;
 pub mod exit_codes;
+pub mod alert;
 pub mod output;
 pub mod probe;
 pub mod profile;
 pub mod report;
+pub mod resume;
 pub mod shell;
 pub mod state;
 pub mod tick;
@@ -29,16 +31,26 @@ use error::Error;
 /// SIGTERM end it at once (state files are only ever replaced atomically).
 pub async fn run(cli: Cli) -> i32 {
     let state_dir = cli.state_dir.clone();
-    let work = async move {
-        match &cli.command {
-            Command::Tick(a) => commands::tick::run(a, state_dir.as_deref()).await,
-            Command::Check(a) => Ok(commands::check::run(a)),
-            Command::Demo(a) => commands::demo::run(a).await,
+    let sd = state_dir.as_deref();
+    let result = match &cli.command {
+        // The loops handle signals themselves: they end with a final line.
+        Command::Wait(a) => commands::wait::run(a, sd).await,
+        Command::Patrol(a) => commands::patrol::run(a, sd).await,
+        other => {
+            let work = async {
+                match other {
+                    Command::Tick(a) => commands::tick::run(a, sd).await,
+                    Command::Check(a) => Ok(commands::check::run(a)),
+                    Command::Cron(a) => commands::cron::run(a, sd),
+                    Command::Demo(a) => commands::demo::run(a).await,
+                    Command::Wait(_) | Command::Patrol(_) => unreachable!("handled above"),
+                }
+            };
+            tokio::select! {
+                r = work => r,
+                s = interrupted() => Err(Error::Interrupted(s)),
+            }
         }
-    };
-    let result = tokio::select! {
-        r = work => r,
-        s = interrupted() => Err(Error::Interrupted(s)),
     };
     match result {
         Ok(code) => code,
@@ -49,7 +61,8 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn interrupted() -> &'static str {
+/// Resolves with the signal's name on SIGINT or SIGTERM.
+pub async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

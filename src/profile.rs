@@ -93,6 +93,20 @@ pub struct Job {
     pub stall_after: Duration,
     pub max_runtime: Option<Duration>,
     pub resume: Option<String>,
+    /// Run `resume` on DIED / PREEMPTED / resumable CRASHED (opt-in).
+    pub auto_resume: bool,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub restart_cooldown: Duration,
+}
+
+/// Where alerts go: a local command (report text only in its environment)
+/// and/or a flag file holding the message.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub command: Option<String>,
+    pub flag_file: Option<PathBuf>,
+    pub cooldown: Duration,
 }
 
 /// A validated profile. Built only by [`load`] / [`parse`].
@@ -121,6 +135,7 @@ pub struct Profile {
     pub artifacts: Vec<Artifact>,
     pub data_mount: Option<String>,
     pub thresholds: Thresholds,
+    pub alert: Option<Alert>,
 }
 
 // ---- raw, as written -------------------------------------------------------
@@ -151,6 +166,15 @@ struct RawProfile {
     artifacts: Vec<RawArtifact>,
     data_mount: Option<String>,
     thresholds: Option<RawThresholds>,
+    alert: Option<RawAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlert {
+    command: Option<Spanned<String>>,
+    flag_file: Option<String>,
+    cooldown: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +196,10 @@ struct RawJob {
     stall_after: Option<Spanned<String>>,
     max_runtime: Option<Spanned<String>>,
     resume: Option<String>,
+    auto_resume: Option<Spanned<bool>>,
+    max_restarts: Option<u32>,
+    restart_window: Option<Spanned<String>>,
+    restart_cooldown: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -423,7 +451,28 @@ impl Validator<'_> {
             })
         });
 
+        let alert = match raw.alert {
+            None => None,
+            Some(a) => {
+                if let Some(c) = &a.command
+                    && c.value.trim().is_empty()
+                {
+                    return Err(self.err(c.referenced.line(), "alert.command", "must not be empty"));
+                }
+                if a.command.is_none() && a.flag_file.is_none() {
+                    let line = a.cooldown.as_ref().map(|c| c.referenced.line()).unwrap_or(0);
+                    return Err(self.err(line, "alert", "give alert.command, alert.flag_file, or both"));
+                }
+                Some(Alert {
+                    cooldown: self.dur(&a.cooldown, "alert.cooldown", Duration::from_secs(15 * 60))?,
+                    command: a.command.map(|c| c.value),
+                    flag_file: a.flag_file.as_deref().map(|p| self.local_path(p)),
+                })
+            }
+        };
+
         Ok(Profile {
+            alert,
             file: self.file.to_path_buf(),
             name,
             transport,
@@ -462,6 +511,10 @@ impl Validator<'_> {
                 stall_after: Duration::from_secs(30 * 60),
                 max_runtime: None,
                 resume: None,
+                auto_resume: false,
+                max_restarts: 3,
+                restart_window: Duration::from_secs(6 * 3600),
+                restart_cooldown: Duration::from_secs(10 * 60),
             });
         };
         let alive = match &raw.alive {
@@ -542,7 +595,22 @@ impl Validator<'_> {
             None => None,
             Some(_) => Some(self.dur(&raw.max_runtime, "job.max_runtime", Duration::ZERO)?),
         };
+        let auto_resume = raw.auto_resume.as_ref().is_some_and(|a| a.value);
+        if let Some(a) = &raw.auto_resume
+            && a.value
+        {
+            if raw.resume.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(self.err(a.referenced.line(), "job.auto_resume", "needs `job.resume`: the command that resumes the run"));
+            }
+            if alive.is_none() {
+                return Err(self.err(a.referenced.line(), "job.auto_resume", "needs `job.alive`: a resume is only ever run after verifying the run is not alive"));
+            }
+        }
         Ok(Job {
+            auto_resume,
+            max_restarts: raw.max_restarts.unwrap_or(3),
+            restart_window: self.dur(&raw.restart_window, "job.restart_window", Duration::from_secs(6 * 3600))?,
+            restart_cooldown: self.dur(&raw.restart_cooldown, "job.restart_cooldown", Duration::from_secs(10 * 60))?,
             alive,
             log: raw.log.map(|l| l.value),
             master_log: raw.master_log,

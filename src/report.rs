@@ -67,6 +67,8 @@ pub struct Report {
     pub cgroup: Option<CgroupJson>,
     pub crash: Option<CrashJson>,
     pub resume: Option<String>,
+    /// What gpupatrol did about it this tick (an auto-resume, or why not).
+    pub action: Option<String>,
     pub transport: &'static str,
     pub connections: u32,
     pub elapsed_ms: u64,
@@ -143,6 +145,7 @@ pub fn build(i: Inputs) -> Report {
             excerpt: c.excerpt.clone(),
         }),
         resume: i.resume.map(str::to_string),
+        action: None,
         transport: i.transport,
         connections: i.connections,
         elapsed_ms: i.elapsed_ms,
@@ -212,6 +215,9 @@ fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
         (true, Some(p)) => format!("was {p}"),
         (true, None) => "first tick".into(),
     });
+    if let Some(a) = &r.action {
+        parts.push(format!("action: {a}"));
+    }
     if !r.warnings.is_empty() {
         parts.push(format!("warn: {}", r.warnings.join("; ")));
     }
@@ -252,5 +258,12 @@ fn gpu_part(g: &Gpus) -> String {
                 gib(total)
             )
         }
+    }
+}
+
+impl Report {
+    /// Re-render the human line after `action` or `warnings` changed.
+    pub fn rerender(&mut self, facts: Option<&Facts>, d: &Decision) {
+        self.line = line(self, facts, d);
     }
 }

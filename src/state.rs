@@ -58,6 +58,19 @@ pub struct State {
     pub last: Option<LastTick>,
     /// Consecutive UNREACHABLE/PROBE_ERROR ticks.
     pub failures_in_a_row: u32,
+    /// Box clock of each auto-resume, newest last (cleared on verified progress).
+    pub restarts: Vec<i64>,
+    pub alert: AlertState,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertState {
+    /// Our clock (epoch s) of the last alert sent.
+    pub last_at: Option<i64>,
+    pub last_verdict: Option<Verdict>,
+    /// The action text of the last alert (a spent restart budget alerts once).
+    pub last_action: Option<String>,
 }
 
 impl State {
@@ -85,6 +98,13 @@ pub fn default_dir() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+}
+
+/// Who holds a waiter lock.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub pid: u32,
+    pub what: String,
 }
 
 /// Held while a tick of one profile runs; released on drop.
@@ -141,6 +161,37 @@ impl Store {
                         message: e.to_string(),
                     });
                 }
+            }
+        }
+    }
+
+    /// Take the one-waiter-per-profile lock, recording our pid and target.
+    /// Fails with the current holder when another waiter has it.
+    pub fn waiter_lock(&self, name: &str, what: &str) -> std::result::Result<Lock, Holder> {
+        let path = self.dir.join(format!("{name}.wait.lock"));
+        let file = match OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                return Err(Holder {
+                    pid: 0,
+                    what: format!("(cannot open {}: {e})", path.display()),
+                });
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let mut w = &file;
+                let _ = writeln!(w, "{}\n{what}", std::process::id());
+                Ok(Lock { _file: file })
+            }
+            Err(_) => {
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                let mut lines = text.lines();
+                Err(Holder {
+                    pid: lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0),
+                    what: lines.next().unwrap_or("?").to_string(),
+                })
             }
         }
     }

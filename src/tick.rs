@@ -1,6 +1,7 @@
-//! One patrol tick for one profile: lock → load state → ONE transport call
-//! running ONE probe → parse → decide → save state → report. Every other
-//! command (tick, patrol, wait, demo) is built from this.
+//! One patrol tick for one profile: lock → load state → ONE connection → ONE
+//! probe → parse → decide → (opt-in guarded resume, same connection) → save
+//! state → report → alert. Every command that watches (tick, patrol, wait,
+//! demo) is built from this.
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,9 @@ use crate::decide::{self, Decision, Observation};
 use crate::probe::{self, Facts, facts, frames};
 use crate::profile::Profile;
 use crate::report::{self, Report};
+use crate::resume::{self, Plan};
 use crate::state::Store;
-use crate::transport::{Limits, Transport};
+use crate::transport::{Conn, Failure, Limits, Transport};
 use crate::verdict::{Severity, Verdict};
 
 /// The command the probe runs under: the script arrives on stdin, so
@@ -26,17 +28,35 @@ pub struct Tick {
     pub facts: Option<Facts>,
 }
 
+/// Extra work a caller wants done inside the tick (on the same connection).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// `wait --marker`: does this path exist on the box?
+    pub wait_marker: Option<String>,
+    /// `wait --pattern`: literal text in the per-run log, scanned from `wait_offset`.
+    pub wait_pattern: Option<String>,
+    pub wait_offset: u64,
+    pub wait_inode: u64,
+    /// Alerts and auto-resume apply (tick, patrol) or not (wait, demo).
+    pub act: bool,
+}
+
 /// Current time as the report prints it: RFC 3339, UTC, whole seconds.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Run one tick. Never fails: every problem becomes a verdict.
+/// One tick with alerts and auto-resume (the `tick` and `patrol` commands).
 pub async fn run(profile: &Profile, store: &Store) -> Tick {
+    run_with(profile, store, &Extras { act: true, ..Default::default() }).await
+}
+
+/// Run one tick. Never fails: every problem becomes a verdict.
+pub async fn run_with(profile: &Profile, store: &Store, extras: &Extras) -> Tick {
     let started = Instant::now();
     // Two ticks of one profile wait for each other (bounded) rather than
-    // interleave their offsets.
-    let wait = profile.connect_timeout * 2 + profile.probe_timeout + Duration::from_secs(5);
+    // interleave their offsets or resume one death twice.
+    let wait = profile.connect_timeout * 2 + profile.probe_timeout + Duration::from_secs(100);
     let lock = {
         let store = store.clone();
         let name = profile.name.clone();
@@ -51,55 +71,95 @@ pub async fn run(profile: &Profile, store: &Store) -> Tick {
         Err(_) => "ssh",
     };
     let mut connections = 0;
+    let mut conn: Option<Conn> = None;
     let obs = match (&lock, transport) {
         (Err(e), _) => Observation::ProbeError(format!("cannot take the profile lock: {e}")),
-        (Ok(_), Err(f)) => Observation::Transport {
-            verdict: f.verdict(),
-            message: f.message().to_string(),
-        },
-        (Ok(_), Ok(t)) => {
-            let p = probe::render(profile, &prev);
-            let limits = Limits {
-                deadline: profile.probe_timeout,
-                max_stdout: probe::script::MAX_PROBE_BYTES,
-            };
-            match t.exec(PROBE_COMMAND, p.script.as_bytes(), limits).await {
-                Err(f) => {
-                    if !matches!(f, crate::transport::Failure::HostKey(_)) && t.kind() == "ssh" {
-                        connections = 1;
-                    }
-                    Observation::Transport {
-                        verdict: f.verdict(),
-                        message: f.message().to_string(),
-                    }
+        (Ok(_), Err(f)) => failure(f),
+        (Ok(_), Ok(t)) => match t.connect().await {
+            Err(f) => {
+                if matches!(f, Failure::Auth(_)) {
+                    connections = 1;
                 }
-                Ok(out) => {
-                    connections = out.connections;
-                    trace(profile, &p.script, &out.stdout);
-                    observe(&out.stdout, &out.stderr, &p.nonce, profile)
-                }
+                failure(f)
             }
-        }
+            Ok(c) => {
+                connections = c.connections();
+                let p = probe::script::render_with(profile, &prev, extras);
+                let limits = Limits {
+                    deadline: profile.probe_timeout,
+                    max_stdout: probe::script::MAX_PROBE_BYTES,
+                };
+                let o = match c.exec(PROBE_COMMAND, p.script.as_bytes(), limits).await {
+                    Err(f) => failure(f),
+                    Ok(out) => {
+                        trace(profile, &p.script, &out.stdout);
+                        observe(&out.stdout, &out.stderr, &p.nonce, profile)
+                    }
+                };
+                conn = Some(c);
+                o
+            }
+        },
     };
     let ts = now_rfc3339();
     let mut decision = decide::decide(profile, &prev, &obs, &ts);
+
+    // Opt-in auto-resume, on the same connection, after this tick's probe
+    // verified the run is not alive and not done.
+    let mut action = None;
+    if let (true, Some(c), Observation::Facts(f)) = (extras.act, &conn, &obs) {
+        match resume::plan(profile, &decision.next, &decision, f.now) {
+            Plan::None => {}
+            Plan::Refuse(why) => action = Some(why),
+            Plan::Resume { n, max } => {
+                let limits = Limits {
+                    deadline: Duration::from_secs(90),
+                    max_stdout: 64 * 1024,
+                };
+                action = Some(match c.exec(PROBE_COMMAND, resume::script(profile).as_bytes(), limits).await {
+                    Ok(out) if out.exit_status == Some(0) => {
+                        decision.next.restarts.push(f.now);
+                        format!("resumed (restart {n}/{max}) with job.resume")
+                    }
+                    Ok(out) => {
+                        let said = String::from_utf8_lossy(&out.stdout);
+                        let said = said.lines().next().unwrap_or("").trim().to_string();
+                        match out.exit_status {
+                            Some(3) | Some(4) => format!("resume skipped on the box: {said}"),
+                            other => {
+                                // A failed resume still counts against the budget.
+                                decision.next.restarts.push(f.now);
+                                format!(
+                                    "resume command failed (exit {}); see ~/.gpupatrol-resume-{}.log on the box",
+                                    other.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
+                                    profile.name
+                                )
+                            }
+                        }
+                    }
+                    Err(e) => format!("resume not run: {}", e.message()),
+                });
+            }
+        }
+    }
+    if let Some(c) = conn.take() {
+        c.close().await;
+    }
+    if decision.progress.advanced_this_tick {
+        // The budget resets on verified progress, not on "a process exists".
+        decision.next.restarts.clear();
+    }
     if let Some(w) = state_warning {
         decision.warnings.push(w);
-    }
-    if lock.is_ok()
-        && let Err(e) = store.save(&decision.next)
-    {
-        decision.warnings.push(format!("state not saved: {}", e.render()));
     }
     if decision.severity == Severity::Ok && !decision.warnings.is_empty() {
         decision.severity = Severity::Warning;
     }
-    drop(lock);
     let facts = match obs {
         Observation::Facts(f) => Some(*f),
         _ => None,
     };
-    let report = report::build(report::Inputs {
+    let mut report = report::build(report::Inputs {
         ts: &ts,
         profile: &profile.name,
         previous: prev.last.as_ref().and_then(|l| l.verdict),
@@ -107,13 +167,49 @@ pub async fn run(profile: &Profile, store: &Store) -> Tick {
         facts: facts.as_ref(),
         transport: transport_kind,
         connections,
-        elapsed_ms: started.elapsed().as_millis() as u64,
+        elapsed_ms: 0,
         resume: profile.job.resume.as_deref(),
     });
+    report.action = action;
+
+    // Decide the alert before saving, so the state records it (at most once).
+    let now_ours = chrono::Utc::now().timestamp();
+    let alert_cfg = profile.alert.as_ref().filter(|_| extras.act);
+    let alerting = alert_cfg.is_some_and(|cfg| crate::alert::due(cfg, &decision.next.alert, &report, now_ours));
+    if alerting {
+        decision.next.alert.last_at = Some(now_ours);
+        decision.next.alert.last_verdict = Some(report.verdict);
+        decision.next.alert.last_action = report.action.clone();
+    }
+    if lock.is_ok()
+        && let Err(e) = store.save(&decision.next)
+    {
+        report.warnings.push(format!("state not saved: {}", e.render()));
+    }
+    drop(lock);
+    report.rerender(facts.as_ref(), &decision);
+    if let (true, Some(cfg)) = (alerting, alert_cfg)
+        && let Some(problem) = crate::alert::send(cfg, &report, &report.line.clone()).await
+    {
+        report.warnings.push(problem);
+        report.rerender(facts.as_ref(), &decision);
+    }
+    if report.severity == Severity::Ok && !report.warnings.is_empty() {
+        report.severity = Severity::Warning;
+        report.exit_code = report.severity.exit_code();
+    }
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
     Tick {
         report,
         decision,
         facts,
+    }
+}
+
+fn failure(f: Failure) -> Observation {
+    Observation::Transport {
+        verdict: f.verdict(),
+        message: f.message().to_string(),
     }
 }
 
@@ -140,11 +236,7 @@ pub fn observe(stdout: &[u8], stderr: &[u8], nonce: &str, profile: &Profile) -> 
 
 /// The worst exit code of several reports (monitoring-plugin convention).
 pub fn worst_exit(reports: &[&Report]) -> i32 {
-    reports
-        .iter()
-        .map(|r| r.exit_code)
-        .max()
-        .unwrap_or(crate::exit_codes::UNKNOWN)
+    reports.iter().map(|r| r.exit_code).max().unwrap_or(crate::exit_codes::UNKNOWN)
 }
 
 /// Is this verdict the end of the run (nothing more to watch)?
@@ -162,7 +254,7 @@ pub fn is_terminal(v: Verdict) -> bool {
 }
 
 /// With `GPUPATROL_TRACE_DIR` set, keep the last probe script and its raw
-/// output per profile there (for bug reports and `doctor`-style digging).
+/// output per profile there (for bug reports).
 fn trace(profile: &Profile, script: &str, stdout: &[u8]) {
     if let Some(dir) = std::env::var_os("GPUPATROL_TRACE_DIR") {
         let dir = std::path::PathBuf::from(dir);

@@ -203,6 +203,23 @@ gp_crash() {
     }"
 }
 
+# `gpupatrol wait`: the marker, and literal text in the per-run log from the
+# waiter's own offset (it starts at 0: text already there counts).
+gp_wait() {
+  if [ -n "$GP_WAIT_MARKER" ]; then
+    if [ -e "$GP_WAIT_MARKER" ]; then echo "marker=yes"; else echo "marker=no"; fi
+  fi
+  [ -n "$GP_WAIT_PATTERN" ] || return 0
+  if [ -z "$GP_LOG" ] || [ ! -r "$GP_LOG" ]; then echo "pattern=nolog"; return 0; fi
+  gp_size=$(gp_size "$GP_LOG"); gp_ino=$(gp_inode "$GP_LOG")
+  gp_start=${GP_WAIT_OFFSET:-0}
+  if [ "$gp_ino" != "${GP_WAIT_INODE:-0}" ] || [ "$gp_size" -lt "$gp_start" ]; then gp_start=0; fi
+  if [ $((gp_size - gp_start)) -gt "$GP_SCAN_MAX" ]; then gp_start=$((gp_size - GP_SCAN_MAX)); fi
+  gp_hit=$(tail -c +$((gp_start + 1)) -- "$GP_LOG" 2>/dev/null | head -c $((gp_size - gp_start)) | tr -d "\000" \
+    | awk "BEGIN { p = ENVIRON[\"GP_WAIT_PATTERN\"]; h = 0 } index(\$0, p) { h = 1; exit } END { print h }")
+  echo "pattern=$gp_hit"; echo "pattern_size=$gp_size"; echo "pattern_inode=$gp_ino"
+}
+
 gp_artifacts() {
   gp_i=1
   while [ "$gp_i" -le "${GP_ART_N:-0}" ]; do
@@ -292,6 +309,7 @@ case "$1" in
   log) gp_log ;;
   crash) gp_crash ;;
   artifacts) gp_artifacts ;;
+  wait) gp_wait ;;
   disk) gp_disk ;;
   gpu) gp_gpu ;;
   cgroup) gp_cgroup ;;

@@ -1,8 +1,11 @@
 //! One file per subcommand. Each returns the process exit code.
 
 pub mod check;
+pub mod cron;
 pub mod demo;
+pub mod patrol;
 pub mod tick;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 

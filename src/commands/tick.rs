@@ -8,15 +8,7 @@ use crate::output;
 
 pub async fn run(args: &TickArgs, state_dir: Option<&std::path::Path>) -> Result<i32> {
     let (profiles, bad) = super::load_profiles(&args.profiles);
-    let mut names = std::collections::HashSet::new();
-    for p in &profiles {
-        if !names.insert(p.name.clone()) {
-            return Err(crate::error::Error::Usage(format!(
-                "two profiles are named {:?}; names key the state files and must differ",
-                p.name
-            )));
-        }
-    }
+    unique_names(&profiles)?;
     let store = super::store(state_dir)?;
     let ticks = futures_join_all(profiles.iter().map(|p| crate::tick::run(p, &store))).await;
     let mut code = if bad > 0 { exit_codes::UNKNOWN } else { exit_codes::OK };
@@ -52,4 +44,18 @@ pub async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<It
     })
     .await;
     out.into_iter().map(|o| o.expect("every future finished")).collect()
+}
+
+/// Names key the state files: two profiles may not share one.
+pub fn unique_names(profiles: &[crate::profile::Profile]) -> Result<()> {
+    let mut names = std::collections::HashSet::new();
+    for p in profiles {
+        if !names.insert(p.name.clone()) {
+            return Err(crate::error::Error::Usage(format!(
+                "two profiles are named {:?}; names key the state files and must differ",
+                p.name
+            )));
+        }
+    }
+    Ok(())
 }

@@ -76,6 +76,7 @@ fn facts() -> Facts {
             mem_used_pct: Some(40.0),
             ..Default::default()
         },
+        wait: None,
         problems: vec![],
     }
 }

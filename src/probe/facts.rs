@@ -151,6 +151,21 @@ pub struct Cgroup {
     pub cpu_quota: Option<f64>,
 }
 
+/// What `gpupatrol wait` asked the probe to look for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WaitFacts {
+    pub marker: Option<bool>,
+    pub pattern: Option<bool>,
+    pub pattern_size: Option<u64>,
+    pub pattern_inode: Option<u64>,
+}
+
+impl WaitFacts {
+    pub fn found(&self) -> bool {
+        self.marker == Some(true) || self.pattern == Some(true)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
     /// The box's clock (epoch seconds). Every age is measured with it.
@@ -163,6 +178,7 @@ pub struct Facts {
     pub disk: Option<Disk>,
     pub gpus: Gpus,
     pub cgroup: Cgroup,
+    pub wait: Option<WaitFacts>,
     /// Sections that timed out, failed or were cut: one short note each.
     pub problems: Vec<String>,
 }
@@ -224,7 +240,14 @@ pub fn read(frames: &Frames, artifact_count: usize) -> Result<Facts, String> {
         None => Gpus::Unknown,
     };
     let cgroup = usable("cgroup", &mut problems).map(read_cgroup).unwrap_or_default();
+    let wait = usable("wait", &mut problems).map(|s| WaitFacts {
+        marker: s.get("marker").map(|v| v == "yes"),
+        pattern: s.get("pattern").map(|v| v == "1"),
+        pattern_size: s.get_num("pattern_size"),
+        pattern_inode: s.get_num("pattern_inode"),
+    });
     Ok(Facts {
+        wait,
         now,
         alive,
         markers,

@@ -9,6 +9,7 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use crate::profile::Profile;
 use crate::shell::{export, quote};
 use crate::state::State;
+use crate::tick::Extras;
 
 const LIB: &str = include_str!("../../templates/probe_lib.sh");
 const MAIN: &str = include_str!("../../templates/probe_main.sh");
@@ -73,10 +74,19 @@ pub fn prefilter_literals(pattern: &str) -> Option<Vec<String>> {
 
 /// Render the probe for `profile`, continuing from `state`'s log offsets.
 pub fn render(profile: &Profile, state: &State) -> Probe {
-    render_with_nonce(profile, state, fresh_nonce())
+    render_with(profile, state, &Extras::default())
+}
+
+/// Render with a caller's extras (a `wait` marker or pattern).
+pub fn render_with(profile: &Profile, state: &State, extras: &Extras) -> Probe {
+    render_full(profile, state, extras, fresh_nonce())
 }
 
 pub fn render_with_nonce(profile: &Profile, state: &State, nonce: String) -> Probe {
+    render_full(profile, state, &Extras::default(), nonce)
+}
+
+fn render_full(profile: &Profile, state: &State, extras: &Extras, nonce: String) -> Probe {
     let job = &profile.job;
     let mut s = String::with_capacity(LIB.len() + MAIN.len() + 2048);
     s.push_str("# gpupatrol probe v1 (read from stdin by sh -s; nothing here is in argv)\n");
@@ -112,6 +122,10 @@ pub fn render_with_nonce(profile: &Profile, state: &State, nonce: String) -> Pro
     for (i, l) in lits.iter().enumerate() {
         var(&format!("GP_LIT_{}", i + 1), l);
     }
+    var("GP_WAIT_MARKER", extras.wait_marker.as_deref().unwrap_or(""));
+    var("GP_WAIT_PATTERN", extras.wait_pattern.as_deref().unwrap_or(""));
+    var("GP_WAIT_OFFSET", &extras.wait_offset.to_string());
+    var("GP_WAIT_INODE", &extras.wait_inode.to_string());
     var("GP_ART_N", &profile.artifacts.len().to_string());
     for (i, a) in profile.artifacts.iter().enumerate() {
         var(&format!("GP_ART_{}", i + 1), &a.path);
@@ -125,6 +139,9 @@ pub fn render_with_nonce(profile: &Profile, state: &State, nonce: String) -> Pro
     }
     if profile.data_mount.is_some() {
         sections.push("disk");
+    }
+    if extras.wait_marker.is_some() || extras.wait_pattern.is_some() {
+        sections.push("wait");
     }
     sections.extend(["cgroup", "gpu"]);
     var("GP_SECTIONS", &sections.join(" "));

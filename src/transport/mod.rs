@@ -82,11 +82,55 @@ impl Transport {
         }
     }
 
-    /// Run `command` with `stdin` fed to it, then EOF.
+    /// Open the connection (for SSH: connect, check the host key, authenticate).
+    pub async fn connect(&self) -> Result<Conn, Failure> {
+        match self {
+            Transport::Ssh(t) => Ok(Conn::Ssh(Box::new(ssh::Conn::open(t).await?))),
+            Transport::Local => Ok(Conn::Local),
+        }
+    }
+
+    /// Connect, run `command` with `stdin` fed to it, disconnect.
+    pub async fn exec(&self, command: &str, stdin: &[u8], limits: Limits) -> Result<Output, Failure> {
+        let conn = self.connect().await?;
+        let out = conn.exec(command, stdin, limits).await;
+        conn.close().await;
+        out
+    }
+}
+
+/// An open connection: run one or more commands, then close.
+pub enum Conn {
+    Ssh(Box<ssh::Conn>),
+    Local,
+}
+
+impl Conn {
+    /// Run `command` with `stdin` fed to it, then EOF; read until it ends.
     pub async fn exec(&self, command: &str, stdin: &[u8], limits: Limits) -> Result<Output, Failure> {
         match self {
-            Transport::Ssh(t) => ssh::exec(t, command, stdin, limits).await,
-            Transport::Local => local::exec(command, stdin, limits).await,
+            Conn::Ssh(c) => c.exec(command, stdin, limits).await,
+            Conn::Local => local::exec(command, stdin, limits).await,
+        }
+    }
+
+    pub fn connections(&self) -> u32 {
+        match self {
+            Conn::Ssh(_) => 1,
+            Conn::Local => 0,
+        }
+    }
+
+    pub fn session(&self) -> Option<&ssh::Session> {
+        match self {
+            Conn::Ssh(c) => Some(&c.session),
+            Conn::Local => None,
+        }
+    }
+
+    pub async fn close(self) {
+        if let Conn::Ssh(c) = self {
+            c.close().await;
         }
     }
 }

@@ -109,25 +109,35 @@ pub struct Session {
     pub auth_method: String,
 }
 
-/// Connect, authenticate and run one command.
-pub async fn exec(t: &Target, command: &str, stdin: &[u8], limits: Limits) -> Result<Output, Failure> {
-    exec_with_session(t, command, stdin, limits).await.map(|(o, _)| o)
+/// One open, authenticated connection. Several commands may run on it (the
+/// probe, then a guarded resume) — still one SSH connection per tick.
+pub struct Conn {
+    handle: Handle<Checker>,
+    target: Target,
+    pub session: Session,
 }
 
-pub async fn exec_with_session(
-    t: &Target,
-    command: &str,
-    stdin: &[u8],
-    limits: Limits,
-) -> Result<(Output, Session), Failure> {
-    let (handle, session) = connect(t).await?;
-    let result = run(&handle, command, stdin, limits, t).await;
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        handle.disconnect(Disconnect::ByApplication, "", "en"),
-    )
-    .await;
-    result.map(|o| (o, session))
+impl Conn {
+    pub async fn open(t: &Target) -> Result<Conn, Failure> {
+        let (handle, session) = connect(t).await?;
+        Ok(Conn {
+            handle,
+            target: t.clone(),
+            session,
+        })
+    }
+
+    pub async fn exec(&self, command: &str, stdin: &[u8], limits: Limits) -> Result<Output, Failure> {
+        run(&self.handle, command, stdin, limits, &self.target).await
+    }
+
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.handle.disconnect(Disconnect::ByApplication, "", "en"),
+        )
+        .await;
+    }
 }
 
 async fn connect(t: &Target) -> Result<(Handle<Checker>, Session), Failure> {
