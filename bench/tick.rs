@@ -3,6 +3,7 @@
 //!    probe on the same sshd (wall time, medians, ratio; target <= 1.0),
 //! 2. SSH connections per tick (sshd's `Accepted publickey` lines),
 //! 3. a steady-state tick on a 2 GB per-run log vs on a 1 MB log.
+//!
 //! Prints ratios; asserts nothing (performance is measured, not timed in tests).
 
 #[path = "../tests/common/mod.rs"]
@@ -44,7 +45,9 @@ fn main() {
     let mut block = String::new();
     let mut i = 0u64;
     while block.len() < 1024 * 1024 {
-        block.push_str(&format!("Epoch {i} loss 0.123 lr 3e-4 throughput 1234 samples/s padding padding\n"));
+        block.push_str(&format!(
+            "Epoch {i} loss 0.123 lr 3e-4 throughput 1234 samples/s padding padding\n"
+        ));
         i += 1;
     }
     std::fs::write(&small, &block).unwrap();
@@ -75,7 +78,12 @@ fn main() {
                 .arg(format!("UserKnownHostsFile={}", sshd.known_hosts.display()))
                 .args(["-F", "/dev/null", "-i"])
                 .arg(&sshd.user_key)
-                .args(["-p", &sshd.port.to_string(), "root@127.0.0.1", gpupatrol::tick::PROBE_COMMAND])
+                .args([
+                    "-p",
+                    &sshd.port.to_string(),
+                    "root@127.0.0.1",
+                    gpupatrol::tick::PROBE_COMMAND,
+                ])
                 .stdin(std::fs::File::open(&probe_file).unwrap())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -87,10 +95,22 @@ fn main() {
         .collect();
     let (mo, ms_) = (median(ours), median(openssh));
     println!("tick vs OpenSSH (same probe, same sshd, n={n}, medians):");
-    println!("  gpupatrol tick (whole process: parse, connect, probe, decide, save)  {:8.1} ms", ms(mo));
-    println!("  ssh -o BatchMode=yes host 'sh -s' < probe.sh (transport only)     {:8.1} ms", ms(ms_));
-    println!("  ratio gpupatrol/openssh = {:.2}  (target <= 1.00)", mo.as_secs_f64() / ms_.as_secs_f64());
-    println!("connections: {conns} SSH connections for {n} ticks ({:.2} per tick)", conns as f64 / n as f64);
+    println!(
+        "  gpupatrol tick (whole process: parse, connect, probe, decide, save)  {:8.1} ms",
+        ms(mo)
+    );
+    println!(
+        "  ssh -o BatchMode=yes host 'sh -s' < probe.sh (transport only)     {:8.1} ms",
+        ms(ms_)
+    );
+    println!(
+        "  ratio gpupatrol/openssh = {:.2}  (target <= 1.00)",
+        mo.as_secs_f64() / ms_.as_secs_f64()
+    );
+    println!(
+        "connections: {conns} SSH connections for {n} ticks ({:.2} per tick)",
+        conns as f64 / n as f64
+    );
 
     // ---- 3. 2 GB log vs 1 MB log, once the offset is saved ---------------
     let big = b.join("big.log");
@@ -125,9 +145,21 @@ fn main() {
     }
     let (mb, msm) = (median(big_t), median(small_t));
     println!("log size (offset saved, one new line per tick, n={n}, medians):");
-    println!("  first tick on the 2 GB log (scan capped at log_scan_max_mb=64)   {:8.1} ms", ms(first));
-    println!("  steady tick on a 2 GB log                                        {:8.1} ms", ms(mb));
-    println!("  steady tick on a 1 MB log                                        {:8.1} ms", ms(msm));
-    println!("  ratio 2GB/1MB = {:.2}  (target ~1.0)", mb.as_secs_f64() / msm.as_secs_f64());
+    println!(
+        "  first tick on the 2 GB log (scan capped at log_scan_max_mb=64)   {:8.1} ms",
+        ms(first)
+    );
+    println!(
+        "  steady tick on a 2 GB log                                        {:8.1} ms",
+        ms(mb)
+    );
+    println!(
+        "  steady tick on a 1 MB log                                        {:8.1} ms",
+        ms(msm)
+    );
+    println!(
+        "  ratio 2GB/1MB = {:.2}  (target ~1.0)",
+        mb.as_secs_f64() / msm.as_secs_f64()
+    );
     let _ = std::fs::remove_file(&big);
 }

@@ -14,7 +14,10 @@ use crate::verdict::Severity;
 /// Should this report alert? `now` is our clock (epoch s).
 pub fn due(cfg: &Alert, st: &AlertState, r: &Report, now: i64) -> bool {
     // A spent restart budget is news once, whatever the cooldown.
-    let budget_news = r.action.as_deref().is_some_and(|a| a.starts_with("restart budget spent"))
+    let budget_news = r
+        .action
+        .as_deref()
+        .is_some_and(|a| a.starts_with("restart budget spent"))
         && st.last_action.as_deref() != r.action.as_deref();
     if budget_news {
         return true;
@@ -103,7 +106,12 @@ mod tests {
             warnings: vec![],
             detail: None,
             rule: "",
-            progress: crate::report::ProgressJson { step: None, line: None, stalled_for_s: None, delta: None },
+            progress: crate::report::ProgressJson {
+                step: None,
+                line: None,
+                stalled_for_s: None,
+                delta: None,
+            },
             alive: None,
             gpus: vec![],
             gpu_status: "unknown",
@@ -131,15 +139,29 @@ mod tests {
 
     #[test]
     fn flapping_alerts_once_per_cooldown() {
-        let st = AlertState { last_at: Some(1000), last_verdict: Some(Verdict::Stalled), last_action: None };
-        assert!(!due(&cfg(), &st, &rep(Verdict::Stalled, true), 1200), "back to STALLED within cooldown");
-        assert!(due(&cfg(), &st, &rep(Verdict::Crashed, true), 1200), "a different bad verdict alerts");
+        let st = AlertState {
+            last_at: Some(1000),
+            last_verdict: Some(Verdict::Stalled),
+            last_action: None,
+        };
+        assert!(
+            !due(&cfg(), &st, &rep(Verdict::Stalled, true), 1200),
+            "back to STALLED within cooldown"
+        );
+        assert!(
+            due(&cfg(), &st, &rep(Verdict::Crashed, true), 1200),
+            "a different bad verdict alerts"
+        );
         assert!(!due(&cfg(), &st, &rep(Verdict::Running, true), 1200), "ok never alerts");
     }
 
     #[test]
     fn warnings_alert_on_change_but_are_not_reminded() {
-        let st = AlertState { last_at: Some(0), last_verdict: Some(Verdict::Incomplete), last_action: None };
+        let st = AlertState {
+            last_at: Some(0),
+            last_verdict: Some(Verdict::Incomplete),
+            last_action: None,
+        };
         assert!(!due(&cfg(), &st, &rep(Verdict::Incomplete, false), 5000));
     }
 
@@ -147,9 +169,16 @@ mod tests {
     fn a_spent_budget_alerts_once() {
         let mut r = rep(Verdict::Died, false);
         r.action = Some("restart budget spent (3/3 within 6h); not resuming".into());
-        let st = AlertState { last_at: Some(1000), last_verdict: Some(Verdict::Died), last_action: None };
+        let st = AlertState {
+            last_at: Some(1000),
+            last_verdict: Some(Verdict::Died),
+            last_action: None,
+        };
         assert!(due(&cfg(), &st, &r, 1001));
-        let st = AlertState { last_action: r.action.clone(), ..st };
+        let st = AlertState {
+            last_action: r.action.clone(),
+            ..st
+        };
         assert!(!due(&cfg(), &st, &r, 1002));
     }
 }

@@ -5,13 +5,13 @@
 //! here. Pure core (profile, probe parsing, decide, triage, report) with I/O
 //! at the edges (transport, state, commands).
 
+pub mod alert;
 pub mod cli;
 pub mod commands;
 pub mod decide;
 pub mod duration;
 pub mod error;
 pub mod exit_codes;
-pub mod alert;
 pub mod output;
 pub mod probe;
 pub mod profile;

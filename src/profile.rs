@@ -600,17 +600,29 @@ impl Validator<'_> {
             && a.value
         {
             if raw.resume.as_deref().is_none_or(|r| r.trim().is_empty()) {
-                return Err(self.err(a.referenced.line(), "job.auto_resume", "needs `job.resume`: the command that resumes the run"));
+                return Err(self.err(
+                    a.referenced.line(),
+                    "job.auto_resume",
+                    "needs `job.resume`: the command that resumes the run",
+                ));
             }
             if alive.is_none() {
-                return Err(self.err(a.referenced.line(), "job.auto_resume", "needs `job.alive`: a resume is only ever run after verifying the run is not alive"));
+                return Err(self.err(
+                    a.referenced.line(),
+                    "job.auto_resume",
+                    "needs `job.alive`: a resume is only ever run after verifying the run is not alive",
+                ));
             }
         }
         Ok(Job {
             auto_resume,
             max_restarts: raw.max_restarts.unwrap_or(3),
             restart_window: self.dur(&raw.restart_window, "job.restart_window", Duration::from_secs(6 * 3600))?,
-            restart_cooldown: self.dur(&raw.restart_cooldown, "job.restart_cooldown", Duration::from_secs(10 * 60))?,
+            restart_cooldown: self.dur(
+                &raw.restart_cooldown,
+                "job.restart_cooldown",
+                Duration::from_secs(10 * 60),
+            )?,
             alive,
             log: raw.log.map(|l| l.value),
             master_log: raw.master_log,

@@ -74,12 +74,23 @@ pub fn plan(profile: &Profile, state: &State, d: &Decision, now: i64) -> Plan {
 /// `~/.gpupatrol-resume-NAME.log`. Exit 0 started, 3 alive, 4 done.
 pub fn script(profile: &Profile) -> String {
     let job = &profile.job;
-    let mut s = String::from("# gpupatrol guarded resume (read from stdin by sh -s)\n# shellcheck disable=SC2089,SC2090\nLC_ALL=C; export LC_ALL\n");
-    s.push_str(&export("GP_ALIVE_KIND", job.alive.as_ref().map(|a| a.kind()).unwrap_or("none")));
-    s.push_str(&export("GP_ALIVE_ARG", job.alive.as_ref().map(|a| a.arg()).unwrap_or("")));
+    let mut s = String::from(
+        "# gpupatrol guarded resume (read from stdin by sh -s)\n# shellcheck disable=SC2089,SC2090\nLC_ALL=C; export LC_ALL\n",
+    );
+    s.push_str(&export(
+        "GP_ALIVE_KIND",
+        job.alive.as_ref().map(|a| a.kind()).unwrap_or("none"),
+    ));
+    s.push_str(&export(
+        "GP_ALIVE_ARG",
+        job.alive.as_ref().map(|a| a.arg()).unwrap_or(""),
+    ));
     s.push_str(&export("GP_DONE_MARKER", job.done_marker.as_deref().unwrap_or("")));
     s.push_str(&export("GP_RESUME", job.resume.as_deref().unwrap_or("false")));
-    s.push_str(&export("GP_RESUME_LOG", &format!(".gpupatrol-resume-{}.log", profile.name)));
+    s.push_str(&export(
+        "GP_RESUME_LOG",
+        &format!(".gpupatrol-resume-{}.log", profile.name),
+    ));
     s.push_str(&export("GP_LIB", LIB));
     s.push_str(include_str!("../templates/resume.sh"));
     s

@@ -169,7 +169,13 @@ impl Store {
     /// Fails with the current holder when another waiter has it.
     pub fn waiter_lock(&self, name: &str, what: &str) -> std::result::Result<Lock, Holder> {
         let path = self.dir.join(format!("{name}.wait.lock"));
-        let file = match OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path) {
+        let file = match OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) => {
                 return Err(Holder {

@@ -48,7 +48,15 @@ pub fn now_rfc3339() -> String {
 
 /// One tick with alerts and auto-resume (the `tick` and `patrol` commands).
 pub async fn run(profile: &Profile, store: &Store) -> Tick {
-    run_with(profile, store, &Extras { act: true, ..Default::default() }).await
+    run_with(
+        profile,
+        store,
+        &Extras {
+            act: true,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// Run one tick. Never fails: every problem becomes a verdict.
@@ -104,6 +112,11 @@ pub async fn run_with(profile: &Profile, store: &Store, extras: &Extras) -> Tick
     let ts = now_rfc3339();
     let mut decision = decide::decide(profile, &prev, &obs, &ts);
 
+    if decision.progress.advanced_this_tick {
+        // The budget resets on verified progress, not on "a process exists".
+        // Before planning: a resume made now must count against the next death.
+        decision.next.restarts.clear();
+    }
     // Opt-in auto-resume, on the same connection, after this tick's probe
     // verified the run is not alive and not done.
     let mut action = None;
@@ -116,38 +129,36 @@ pub async fn run_with(profile: &Profile, store: &Store, extras: &Extras) -> Tick
                     deadline: Duration::from_secs(90),
                     max_stdout: 64 * 1024,
                 };
-                action = Some(match c.exec(PROBE_COMMAND, resume::script(profile).as_bytes(), limits).await {
-                    Ok(out) if out.exit_status == Some(0) => {
-                        decision.next.restarts.push(f.now);
-                        format!("resumed (restart {n}/{max}) with job.resume")
-                    }
-                    Ok(out) => {
-                        let said = String::from_utf8_lossy(&out.stdout);
-                        let said = said.lines().next().unwrap_or("").trim().to_string();
-                        match out.exit_status {
-                            Some(3) | Some(4) => format!("resume skipped on the box: {said}"),
-                            other => {
-                                // A failed resume still counts against the budget.
-                                decision.next.restarts.push(f.now);
-                                format!(
-                                    "resume command failed (exit {}); see ~/.gpupatrol-resume-{}.log on the box",
-                                    other.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
-                                    profile.name
-                                )
+                action = Some(
+                    match c.exec(PROBE_COMMAND, resume::script(profile).as_bytes(), limits).await {
+                        Ok(out) if out.exit_status == Some(0) => {
+                            decision.next.restarts.push(f.now);
+                            format!("resumed (restart {n}/{max}) with job.resume")
+                        }
+                        Ok(out) => {
+                            let said = String::from_utf8_lossy(&out.stdout);
+                            let said = said.lines().next().unwrap_or("").trim().to_string();
+                            match out.exit_status {
+                                Some(3) | Some(4) => format!("resume skipped on the box: {said}"),
+                                other => {
+                                    // A failed resume still counts against the budget.
+                                    decision.next.restarts.push(f.now);
+                                    format!(
+                                        "resume command failed (exit {}); see ~/.gpupatrol-resume-{}.log on the box",
+                                        other.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
+                                        profile.name
+                                    )
+                                }
                             }
                         }
-                    }
-                    Err(e) => format!("resume not run: {}", e.message()),
-                });
+                        Err(e) => format!("resume not run: {}", e.message()),
+                    },
+                );
             }
         }
     }
     if let Some(c) = conn.take() {
         c.close().await;
-    }
-    if decision.progress.advanced_this_tick {
-        // The budget resets on verified progress, not on "a process exists".
-        decision.next.restarts.clear();
     }
     if let Some(w) = state_warning {
         decision.warnings.push(w);
@@ -236,7 +247,11 @@ pub fn observe(stdout: &[u8], stderr: &[u8], nonce: &str, profile: &Profile) -> 
 
 /// The worst exit code of several reports (monitoring-plugin convention).
 pub fn worst_exit(reports: &[&Report]) -> i32 {
-    reports.iter().map(|r| r.exit_code).max().unwrap_or(crate::exit_codes::UNKNOWN)
+    reports
+        .iter()
+        .map(|r| r.exit_code)
+        .max()
+        .unwrap_or(crate::exit_codes::UNKNOWN)
 }
 
 /// Is this verdict the end of the run (nothing more to watch)?

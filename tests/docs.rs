@@ -7,7 +7,9 @@ fn decision_table_doc_lists_every_row_in_order() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/decision-table.md")).unwrap();
     let mut at = 0;
     for (name, _) in gpupatrol::decide::TABLE {
-        let pos = doc[at..].find(name).unwrap_or_else(|| panic!("docs/decision-table.md lacks row {name:?} (or out of order)"));
+        let pos = doc[at..]
+            .find(name)
+            .unwrap_or_else(|| panic!("docs/decision-table.md lacks row {name:?} (or out of order)"));
         at += pos + name.len();
     }
 }
@@ -16,7 +18,20 @@ fn decision_table_doc_lists_every_row_in_order() {
 fn every_verdict_remediation_is_documented() {
     use gpupatrol::verdict::Verdict::*;
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/decision-table.md")).unwrap();
-    for v in [Running, Pending, Done, Incomplete, Stalled, Timeout, Died, Preempted, Unreachable, AuthFailed, HostkeyMismatch, ProbeError] {
+    for v in [
+        Running,
+        Pending,
+        Done,
+        Incomplete,
+        Stalled,
+        Timeout,
+        Died,
+        Preempted,
+        Unreachable,
+        AuthFailed,
+        HostkeyMismatch,
+        ProbeError,
+    ] {
         assert!(doc.contains(v.remediation()), "{v}: remediation not in the doc");
     }
 }

@@ -12,9 +12,18 @@ use gpupatrol::state::State;
 const PROFILE: &str = "name: fx\ntransport: local\ngpu: { samples: 2, interval: 200ms }\nsection_timeout: 2s\njob:\n  alive: { pidfile: /tmp/fx/run/job.pid }\n  log: /tmp/fx/run/train.log\n  progress: 'Epoch (\\d+)'\n  done_marker: /tmp/fx/run/DONE\n  stall_after: 30m\nartifacts:\n  - { path: /tmp/fx/run/ckpt, expect_count: 5 }\ndata_mount: /tmp/fx\n";
 
 fn load(name: &str) -> (Vec<u8>, String) {
-    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/probe").join(name)).unwrap();
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/probe")
+            .join(name),
+    )
+    .unwrap();
     let text = String::from_utf8_lossy(&bytes);
-    let nonce = text.lines().find_map(|l| l.strip_suffix(" START v1")).expect("a START line").to_string();
+    let nonce = text
+        .lines()
+        .find_map(|l| l.strip_suffix(" START v1"))
+        .expect("a START line")
+        .to_string();
     (bytes, nonce)
 }
 
@@ -23,7 +32,12 @@ fn line_for(name: &str, prev: &State) -> (report::Report, gpupatrol::decide::Dec
     let (bytes, nonce) = load(name);
     let fr = frames::parse(&bytes, &nonce).unwrap();
     let f = facts::read(&fr, p.artifacts.len()).unwrap();
-    let d = decide(&p, prev, &Observation::Facts(Box::new(f.clone())), "2026-11-24T12:00:03Z");
+    let d = decide(
+        &p,
+        prev,
+        &Observation::Facts(Box::new(f.clone())),
+        "2026-11-24T12:00:03Z",
+    );
     let r = report::build(report::Inputs {
         ts: "2026-11-24T12:00:03Z",
         profile: &p.name,
@@ -63,7 +77,11 @@ fn crashed_fixture_after_running() {
 fn hung_gpu_fixture_still_decides() {
     let (r, _) = line_for("gpu_hung.out", &State::new("fx"));
     assert_eq!(r.gpu_status, "unknown");
-    assert!(r.warnings.iter().any(|w| w == "gpu: timed out on the box"), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w == "gpu: timed out on the box"),
+        "{:?}",
+        r.warnings
+    );
     assert!(r.disk.is_some());
 }
 
@@ -80,10 +98,10 @@ fn any_corruption_of_a_fixture_is_an_error_or_a_verdict_never_a_panic() {
     for i in (0..bytes.len()).step_by(13) {
         let mut b = bytes.clone();
         b[i] ^= 0x5a;
-        if let Ok(fr) = frames::parse(&b, &nonce) {
-            if let Ok(f) = facts::read(&fr, p.artifacts.len()) {
-                let _ = decide(&p, &State::new("fx"), &Observation::Facts(Box::new(f)), "t");
-            }
+        if let Ok(fr) = frames::parse(&b, &nonce)
+            && let Ok(f) = facts::read(&fr, p.artifacts.len())
+        {
+            let _ = decide(&p, &State::new("fx"), &Observation::Facts(Box::new(f)), "t");
         }
     }
 }

@@ -9,7 +9,12 @@ use gpupatrol::profile;
 use gpupatrol::state::State;
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn syntax_ok(shell: &str, script: &str) {
@@ -17,7 +22,11 @@ fn syntax_ok(shell: &str, script: &str) {
     let f = dir.path().join("probe.sh");
     std::fs::write(&f, script).unwrap();
     let out = Command::new(shell).arg("-n").arg(&f).output().unwrap();
-    assert!(out.status.success(), "{shell} -n: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{shell} -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn shellcheck(script: &str, what: &str) {
@@ -28,8 +37,16 @@ fn shellcheck(script: &str, what: &str) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.sh");
     std::fs::write(&f, format!("#!/bin/sh\n{script}")).unwrap();
-    let out = Command::new("shellcheck").args(["-s", "sh", "-S", "warning"]).arg(&f).output().unwrap();
-    assert!(out.status.success(), "shellcheck {what}:\n{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new("shellcheck")
+        .args(["-s", "sh", "-S", "warning"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shellcheck {what}:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 const VARIANTS: &[&str] = &[

@@ -14,15 +14,19 @@ use crate::shell::quote;
 /// A cron schedule for `every`, or why cron cannot say it.
 pub fn cron_schedule(every: Duration, offset_min: u64) -> std::result::Result<String, String> {
     let s = every.as_secs();
-    if s % 60 != 0 || s == 0 {
+    if !s.is_multiple_of(60) || s == 0 {
         return Err("cron counts whole minutes".into());
     }
     let m = s / 60;
     if m < 60 && 60 % m == 0 {
         let start = offset_min % m;
-        return Ok(if m == 1 { "* * * * *".into() } else { format!("{start}-59/{m} * * * *") });
+        return Ok(if m == 1 {
+            "* * * * *".into()
+        } else {
+            format!("{start}-59/{m} * * * *")
+        });
     }
-    if m % 60 == 0 {
+    if m.is_multiple_of(60) {
         let h = m / 60;
         if h < 24 && 24 % h == 0 {
             return Ok(format!("{} */{h} * * *", offset_min % 60));
@@ -31,7 +35,10 @@ pub fn cron_schedule(every: Duration, offset_min: u64) -> std::result::Result<St
             return Ok(format!("{} 0 * * *", offset_min % 60));
         }
     }
-    Err(format!("cron cannot run every {}; use the systemd timer below", crate::duration::human(every)))
+    Err(format!(
+        "cron cannot run every {}; use the systemd timer below",
+        crate::duration::human(every)
+    ))
 }
 
 /// One ExecStart word: systemd's double quotes, with `$` and `%` escaped.
@@ -51,7 +58,11 @@ fn systemd_quote(s: &str) -> String {
 }
 
 fn abs(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()))
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    })
 }
 
 pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
@@ -60,10 +71,20 @@ pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
         return Ok(exit_codes::UNKNOWN);
     }
     let bin = std::env::current_exe().map_err(|e| Error::Other(format!("find the gpupatrol binary: {e}")))?;
-    let state = state_dir.map(Path::to_path_buf).unwrap_or_else(crate::state::default_dir);
+    let state = state_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(crate::state::default_dir);
     let state = abs(&state);
-    let log = args.log.clone().map(|l| abs(&l)).unwrap_or_else(|| state.join("patrol.log"));
-    let mut cmd = format!("{} --state-dir {} tick", quote(&bin.to_string_lossy()), quote(&state.to_string_lossy()));
+    let log = args
+        .log
+        .clone()
+        .map(|l| abs(&l))
+        .unwrap_or_else(|| state.join("patrol.log"));
+    let mut cmd = format!(
+        "{} --state-dir {} tick",
+        quote(&bin.to_string_lossy()),
+        quote(&state.to_string_lossy())
+    );
     for p in &profiles {
         cmd.push_str(&format!(" -p {}", quote(&abs(&p.file).to_string_lossy())));
     }
@@ -71,32 +92,53 @@ pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
     let unit = format!("gpupatrol-{}", names.join("-"));
     // Fire a few minutes off the hour, like the seed's `3,33 * * * *`.
     let offset = 3;
-    output::line(&format!("# gpupatrol patrol of {} every {}", names.join(", "), crate::duration::human(args.every)));
+    output::line(&format!(
+        "# gpupatrol patrol of {} every {}",
+        names.join(", "),
+        crate::duration::human(args.every)
+    ));
     output::line("# --- crontab (crontab -e): one tick per run, appended to the log; exit codes 0/1/2/3 by severity");
     match cron_schedule(args.every, offset) {
         Ok(s) => output::line(&format!("{s} {cmd} >> {} 2>&1", quote(&log.to_string_lossy()))),
         Err(why) => output::line(&format!("# {why}")),
     }
-    output::line(&format!("# --- systemd user units: ~/.config/systemd/user/{unit}.service and {unit}.timer"));
-    output::line(&format!("# then: systemctl --user daemon-reload && systemctl --user enable --now {unit}.timer"));
+    output::line(&format!(
+        "# --- systemd user units: ~/.config/systemd/user/{unit}.service and {unit}.timer"
+    ));
+    output::line(&format!(
+        "# then: systemctl --user daemon-reload && systemctl --user enable --now {unit}.timer"
+    ));
     output::line(&format!("# ~/.config/systemd/user/{unit}.service"));
     output::line("[Unit]");
     output::line(&format!("Description=gpupatrol tick for {}", names.join(", ")));
     output::line("");
     output::line("[Service]");
     output::line("Type=oneshot");
-    let mut exec = format!("{} --state-dir {} tick", systemd_quote(&bin.to_string_lossy()), systemd_quote(&state.to_string_lossy()));
+    let mut exec = format!(
+        "{} --state-dir {} tick",
+        systemd_quote(&bin.to_string_lossy()),
+        systemd_quote(&state.to_string_lossy())
+    );
     for p in &profiles {
         exec.push_str(&format!(" -p {}", systemd_quote(&abs(&p.file).to_string_lossy())));
     }
     output::line(&format!("ExecStart={exec}"));
-    output::line(&format!("StandardOutput=append:{}", log.to_string_lossy().replace('%', "%%")));
-    output::line(&format!("StandardError=append:{}", log.to_string_lossy().replace('%', "%%")));
+    output::line(&format!(
+        "StandardOutput=append:{}",
+        log.to_string_lossy().replace('%', "%%")
+    ));
+    output::line(&format!(
+        "StandardError=append:{}",
+        log.to_string_lossy().replace('%', "%%")
+    ));
     output::line("SuccessExitStatus=1 2 3");
     output::line("");
     output::line(&format!("# ~/.config/systemd/user/{unit}.timer"));
     output::line("[Unit]");
-    output::line(&format!("Description=Run {unit} every {}", crate::duration::human(args.every)));
+    output::line(&format!(
+        "Description=Run {unit} every {}",
+        crate::duration::human(args.every)
+    ));
     output::line("");
     output::line("[Timer]");
     output::line("OnBootSec=2min");

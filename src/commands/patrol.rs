@@ -127,7 +127,10 @@ pub async fn run(args: &PatrolArgs, state_dir: Option<&std::path::Path>) -> Resu
             .min()
             .unwrap_or(args.every);
         if let Some(s) = sleep_or_signal(delay).await {
-            output::line(&format!("{} patrol interrupted by {s} after tick {round}", tick::now_rfc3339()));
+            output::line(&format!(
+                "{} patrol interrupted by {s} after tick {round}",
+                tick::now_rfc3339()
+            ));
             return Ok(exit_codes::UNKNOWN);
         }
     }
@@ -144,7 +147,10 @@ mod tests {
         let mut b = Breaker::new(Duration::from_secs(1800));
         assert!(!b.record(true));
         assert!(b.next_delay() <= Duration::from_secs(1800));
-        assert!(b.next_delay() < Duration::from_secs(1800), "retries come sooner than the interval");
+        assert!(
+            b.next_delay() < Duration::from_secs(1800),
+            "retries come sooner than the interval"
+        );
         assert!(!b.record(true));
         assert!(!b.record(false), "a good tick resets");
         assert_eq!(b.next_delay(), Duration::from_secs(1800));

@@ -49,7 +49,9 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
     let _waiter = match store.waiter_lock(&profile.name, &what) {
         Ok(l) => l,
         Err(holder) if args.supersede => {
-            let _ = std::process::Command::new("kill").args(["-TERM", &holder.pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &holder.pid.to_string()])
+                .status();
             let mut taken = None;
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -58,11 +60,9 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
                     break;
                 }
             }
-            taken.ok_or_else(|| {
-                Error::Lock {
-                    path: store.dir().join(format!("{}.wait.lock", profile.name)),
-                    message: format!("waiter pid {} did not stop within 10s of SIGTERM", holder.pid),
-                }
+            taken.ok_or_else(|| Error::Lock {
+                path: store.dir().join(format!("{}.wait.lock", profile.name)),
+                message: format!("waiter pid {} did not stop within 10s of SIGTERM", holder.pid),
             })?
         }
         Err(holder) => {
@@ -115,7 +115,13 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
         let v = t.report.verdict;
         if let Some(w) = t.facts.as_ref().and_then(|f| f.wait.as_ref()) {
             if w.found() {
-                return Ok(finish(ticks, "found", Some(v), format!("{what} appeared (tick {ticks} of {})", args.max_ticks), exit_codes::OK));
+                return Ok(finish(
+                    ticks,
+                    "found",
+                    Some(v),
+                    format!("{what} appeared (tick {ticks} of {})", args.max_ticks),
+                    exit_codes::OK,
+                ));
             }
             if let (Some(size), Some(inode)) = (w.pattern_size, w.pattern_inode) {
                 extras.wait_offset = size;
@@ -123,7 +129,12 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
             }
         }
         if v.is_failure() {
-            let class = t.report.crash.as_ref().map(|c| format!(" ({})", c.class)).unwrap_or_default();
+            let class = t
+                .report
+                .crash
+                .as_ref()
+                .map(|c| format!(" ({})", c.class))
+                .unwrap_or_default();
             return Ok(finish(
                 ticks,
                 "failure",
@@ -133,7 +144,13 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
             ));
         }
         if matches!(v, Verdict::AuthFailed | Verdict::HostkeyMismatch) {
-            return Ok(finish(ticks, "unknown", Some(v), t.report.detail.clone().unwrap_or_default(), exit_codes::UNKNOWN));
+            return Ok(finish(
+                ticks,
+                "unknown",
+                Some(v),
+                t.report.detail.clone().unwrap_or_default(),
+                exit_codes::UNKNOWN,
+            ));
         }
         let failed = matches!(v, Verdict::Unreachable | Verdict::ProbeError);
         if breaker.record(failed) {
@@ -141,7 +158,11 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
                 ticks,
                 "unknown",
                 Some(v),
-                format!("{v} {} ticks in a row (circuit breaker) — {}", breaker.limit(), t.report.remediation),
+                format!(
+                    "{v} {} ticks in a row (circuit breaker) — {}",
+                    breaker.limit(),
+                    t.report.remediation
+                ),
                 exit_codes::UNKNOWN,
             ));
         }
@@ -155,7 +176,13 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
             ));
         }
         if let Some(s) = sleep_or_signal(breaker.next_delay()).await {
-            return Ok(finish(ticks, "interrupted", Some(v), format!("{s} after {ticks} ticks"), exit_codes::UNKNOWN));
+            return Ok(finish(
+                ticks,
+                "interrupted",
+                Some(v),
+                format!("{s} after {ticks} ticks"),
+                exit_codes::UNKNOWN,
+            ));
         }
     }
 }
