@@ -30,6 +30,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// Print a crontab line and a systemd service/timer pair that run the patrol.
     Cron(CronArgs),
+    /// Classify a failure from the per-run log (remote with -p, local with --log) with its fixed remediation.
+    Triage(TriageArgs),
     /// A self-contained demo on this machine: a simulated run patrolled through the real probe.
     Demo(DemoArgs),
 }
@@ -126,6 +128,20 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     pub interval: f64,
     /// One JSON object per tick instead of the human line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["profile", "log"])))]
+pub struct TriageArgs {
+    /// Profile YAML file: pull the evidence from the box (one connection).
+    #[arg(short, long = "profile", value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// A log file on this machine (its last MiB is read).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// One JSON object instead of the line.
     #[arg(long)]
     pub json: bool,
 }

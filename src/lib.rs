@@ -42,6 +42,7 @@ pub async fn run(cli: Cli) -> i32 {
                     Command::Tick(a) => commands::tick::run(a, sd).await,
                     Command::Check(a) => Ok(commands::check::run(a)),
                     Command::Cron(a) => commands::cron::run(a, sd),
+                    Command::Triage(a) => commands::triage::run(a, sd).await,
                     Command::Demo(a) => commands::demo::run(a).await,
                     Command::Wait(_) | Command::Patrol(_) => unreachable!("handled above"),
                 }

@@ -39,6 +39,8 @@ pub struct Extras {
     pub wait_inode: u64,
     /// Alerts and auto-resume apply (tick, patrol) or not (wait, demo).
     pub act: bool,
+    /// Also read the kernel's OOM-killer lines (triage).
+    pub triage: bool,
 }
 
 /// Current time as the report prints it: RFC 3339, UTC, whole seconds.

@@ -112,12 +112,29 @@ gp_alive_slurm() {
 gp_alive() {
   echo "method=$GP_ALIVE_KIND"
   case "$GP_ALIVE_KIND" in
-    tmux) gp_alive_tmux ;;
-    pgrep) gp_alive_pgrep ;;
-    pidfile) gp_alive_pidfile ;;
-    slurm) gp_alive_slurm ;;
-    *) echo "alive=unknown" ;;
+    tmux) gp_out=$(gp_alive_tmux) ;;
+    pgrep) gp_out=$(gp_alive_pgrep) ;;
+    pidfile) gp_out=$(gp_alive_pidfile) ;;
+    slurm) gp_out=$(gp_alive_slurm) ;;
+    *) gp_out="alive=unknown" ;;
   esac
+  printf "%s\n" "$gp_out"
+  gp_pid=$(printf "%s\n" "$gp_out" | sed -n "s/^pid=\([0-9][0-9]*\)$/\1/p" | head -n 1)
+  # threads of the job and of its children (a tmux pane's shell runs python)
+  if [ -n "$gp_pid" ]; then
+    gp_t=$(ps -o nlwp= -p "$gp_pid" 2>/dev/null | tr -d " ")
+    for gp_c in $(pgrep -P "$gp_pid" 2>/dev/null); do
+      gp_n=$(ps -o nlwp= -p "$gp_c" 2>/dev/null | tr -cd "0-9")
+      gp_t=$((${gp_t:-0} + ${gp_n:-0}))
+    done
+    [ -n "$gp_t" ] && echo "threads=$gp_t"
+  fi
+}
+
+# Kernel OOM-killer lines, when the kernel log is readable (triage only).
+gp_dmesg() {
+  dmesg 2>/dev/null | tail -n 5000 | awk "/Out of memory|oom-kill|oom_reaper|Killed process|Memory cgroup out of memory/ { print }" | tail -n 8
+  return 0
 }
 
 gp_markers() {
@@ -310,6 +327,7 @@ case "$1" in
   crash) gp_crash ;;
   artifacts) gp_artifacts ;;
   wait) gp_wait ;;
+  dmesg) gp_dmesg ;;
   disk) gp_disk ;;
   gpu) gp_gpu ;;
   cgroup) gp_cgroup ;;

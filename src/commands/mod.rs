@@ -5,6 +5,7 @@ pub mod cron;
 pub mod demo;
 pub mod patrol;
 pub mod tick;
+pub mod triage;
 pub mod wait;
 
 use std::path::{Path, PathBuf};

@@ -30,6 +30,7 @@ fn facts() -> Facts {
             running_for_s: Some(3600),
             slurm: None,
             slurm_final: None,
+            threads: None,
         },
         markers: Markers {
             done_marker: Some(false),
@@ -77,6 +78,7 @@ fn facts() -> Facts {
             ..Default::default()
         },
         wait: None,
+        dmesg: vec![],
         problems: vec![],
     }
 }

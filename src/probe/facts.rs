@@ -31,6 +31,8 @@ pub struct Alive {
     pub slurm: Option<String>,
     /// Slurm: `JOBID STATE EXITCODE` from sacct once the job left the queue.
     pub slurm_final: Option<String>,
+    /// Threads of the job's process and its children.
+    pub threads: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -179,6 +181,8 @@ pub struct Facts {
     pub gpus: Gpus,
     pub cgroup: Cgroup,
     pub wait: Option<WaitFacts>,
+    /// Kernel OOM-killer lines (triage only; empty when unreadable).
+    pub dmesg: Vec<String>,
     /// Sections that timed out, failed or were cut: one short note each.
     pub problems: Vec<String>,
 }
@@ -246,7 +250,11 @@ pub fn read(frames: &Frames, artifact_count: usize) -> Result<Facts, String> {
         pattern_size: s.get_num("pattern_size"),
         pattern_inode: s.get_num("pattern_inode"),
     });
+    let dmesg = usable("dmesg", &mut problems)
+        .map(|s| s.lines.clone())
+        .unwrap_or_default();
     Ok(Facts {
+        dmesg,
         wait,
         now,
         alive,
@@ -293,6 +301,7 @@ fn read_alive(s: &Section, now: i64) -> Result<Alive, String> {
         running_for_s,
         slurm: s.get("slurm").map(str::to_string),
         slurm_final: s.get("slurm_final").map(str::to_string),
+        threads: s.get_num("threads"),
     })
 }
 

@@ -143,6 +143,9 @@ fn render_full(profile: &Profile, state: &State, extras: &Extras, nonce: String)
     if extras.wait_marker.is_some() || extras.wait_pattern.is_some() {
         sections.push("wait");
     }
+    if extras.triage {
+        sections.push("dmesg");
+    }
     sections.extend(["cgroup", "gpu"]);
     var("GP_SECTIONS", &sections.join(" "));
     // The section code, kept in a variable (never in argv) and run by eval.
