@@ -30,6 +30,10 @@ pub enum Command {
     Wait(WaitArgs),
     /// Print a crontab line and a systemd service/timer pair that run the patrol.
     Cron(CronArgs),
+    /// Preflight in one connection: reachable, host key, auth, tools, paths, disk, clock.
+    Doctor(DoctorArgs),
+    /// Print the recovery handbook (markdown) for this run: where things are, how to resume.
+    Handbook(HandbookArgs),
     /// Classify a failure from the per-run log (remote with -p, local with --log) with its fixed remediation.
     Triage(TriageArgs),
     /// A self-contained demo on this machine: a simulated run patrolled through the real probe.
@@ -144,4 +148,24 @@ pub struct TriageArgs {
     /// One JSON object instead of the line.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Profile YAML file (repeatable).
+    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    pub profiles: Vec<PathBuf>,
+    /// One JSON object per profile instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HandbookArgs {
+    /// Profile YAML file.
+    #[arg(short, long = "profile", value_name = "FILE")]
+    pub profile: PathBuf,
+    /// Write the markdown here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

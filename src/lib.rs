@@ -43,6 +43,8 @@ pub async fn run(cli: Cli) -> i32 {
                     Command::Check(a) => Ok(commands::check::run(a)),
                     Command::Cron(a) => commands::cron::run(a, sd),
                     Command::Triage(a) => commands::triage::run(a, sd).await,
+                    Command::Doctor(a) => commands::doctor::run(a).await,
+                    Command::Handbook(a) => commands::handbook::run(a, sd),
                     Command::Demo(a) => commands::demo::run(a).await,
                     Command::Wait(_) | Command::Patrol(_) => unreachable!("handled above"),
                 }

@@ -244,6 +244,7 @@ fn unknown_host_key_strict_refuses_accept_new_records() {
 fn forced(cmd: &str) -> (Sshd, std::path::PathBuf) {
     let sshd = Sshd::start_with(Options {
         force_command: Some(cmd.to_string()),
+        ..Default::default()
     });
     let p = simple_profile(&sshd, "g");
     (sshd, p)

@@ -3,6 +3,8 @@
 pub mod check;
 pub mod cron;
 pub mod demo;
+pub mod doctor;
+pub mod handbook;
 pub mod patrol;
 pub mod tick;
 pub mod triage;

@@ -52,10 +52,13 @@ pub fn sshd_path() -> PathBuf {
 pub struct Options {
     /// `ForceCommand` for this sshd (to make the box answer garbage).
     pub force_command: Option<String>,
+    /// Give the box a PATH with only these tools (to test missing ones).
+    pub only_tools: Option<Vec<&'static str>>,
 }
 
 pub struct Sshd {
     pub dir: tempfile::TempDir,
+    box_path: String,
     pub port: u16,
     child: Option<Child>,
     pub user_key: PathBuf,
@@ -84,6 +87,24 @@ impl Sshd {
         std::fs::copy(fixtures().join("fake-nvidia-smi"), d.join("bin/nvidia-smi")).unwrap();
         std::fs::write(d.join("gpu/rows"), "0 97 72908 81920 64 NVIDIA-A100-SXM4-80GB\n").unwrap();
         std::fs::write(d.join("gpu/mode"), "ok\n").unwrap();
+        let mut path = format!(
+            "{}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            d.display()
+        );
+        if let Some(tools) = &opts.only_tools {
+            let only = d.join("onlybin");
+            std::fs::create_dir_all(&only).unwrap();
+            for t in tools {
+                let found = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+                    .iter()
+                    .map(|p| Path::new(p).join(t))
+                    .find(|p| p.exists());
+                if let Some(src) = found {
+                    std::os::unix::fs::symlink(src, only.join(t)).unwrap();
+                }
+            }
+            path = only.display().to_string();
+        }
         let mut s = Sshd {
             port: 0,
             child: None,
@@ -91,6 +112,7 @@ impl Sshd {
             known_hosts: d.join("known_hosts"),
             host_key,
             force_command: opts.force_command,
+            box_path: path,
             dir,
         };
         s.spawn();
@@ -103,10 +125,7 @@ impl Sshd {
 
     fn spawn(&mut self) {
         let d = self.dir.path().to_path_buf();
-        let path = format!(
-            "{}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            d.display()
-        );
+        let path = self.box_path.clone();
         for _attempt in 0..5 {
             let port = free_port();
             let mut cfg = format!(

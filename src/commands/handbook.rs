@@ -1,0 +1,208 @@
+//! `gpupatrol handbook`: the L4 recovery handbook — markdown a person or a
+//! fresh agent can act on from one word. Generated from the profile and the
+//! last saved state, never from guesses.
+
+use std::path::Path;
+
+use crate::cli::HandbookArgs;
+use crate::error::{Error, Result};
+use crate::exit_codes;
+use crate::output;
+use crate::profile::{AliveCheck, Profile, TransportKind};
+use crate::shell::quote;
+use crate::state::State;
+
+/// Render the handbook. `now` and `exe` are parameters so it is testable.
+pub fn render(p: &Profile, st: &State, now: &str, exe: &str, state_dir: &Path, profile_path: &Path) -> String {
+    let j = &p.job;
+    let prof = quote(&profile_path.to_string_lossy());
+    let gp = format!("{exe} --state-dir {}", quote(&state_dir.to_string_lossy()));
+    let mut s = String::new();
+    let mut w = |l: &str| {
+        s.push_str(l);
+        s.push('\n');
+    };
+    w(&format!("# Recovery handbook: {}", p.name));
+    w("");
+    w(&format!(
+        "Generated {now} by gpupatrol from `{}` and the last saved state. Regenerate with `{gp} handbook -p {prof}`.",
+        profile_path.display()
+    ));
+    w("");
+    w("## First thing on reconnect");
+    w("");
+    w(&format!(
+        "1. `{gp} tick -p {prof}` — one line: alive? progressing? done?"
+    ));
+    w(&format!(
+        "2. If it says CRASHED or DIED: `{gp} triage -p {prof}`, then act on its fixed remediation."
+    ));
+    let marker = j.done_marker.as_deref().map(quote).unwrap_or_else(|| "PATH".into());
+    w(&format!(
+        "3. Re-arm exactly ONE waiter: `{gp} wait -p {prof} --marker {marker} --supersede` (it replaces any older waiter)."
+    ));
+    w(&format!(
+        "4. Keep the patrol going: `{gp} cron -p {prof} --every 30m` prints the crontab line and systemd units."
+    ));
+    w("");
+    w("## What runs where");
+    w("");
+    match p.transport {
+        TransportKind::Local => w("- Box: this machine (`transport: local`)."),
+        TransportKind::Ssh => {
+            let user = p.user.clone().unwrap_or_else(|| "(from ~/.ssh/config or $USER)".into());
+            let port = p
+                .port
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "22 (or ~/.ssh/config)".into());
+            let policy = match p.host_key_policy {
+                crate::profile::HostKeyPolicy::Strict => "strict",
+                crate::profile::HostKeyPolicy::AcceptNew => "accept-new",
+            };
+            w(&format!(
+                "- Box: `{}` as `{user}`, port {port}; host key policy {policy}.",
+                p.host.as_deref().unwrap_or("?")
+            ));
+            w(&format!(
+                "- Log in by hand: `ssh -p {} {user}@{}`",
+                p.port.unwrap_or(22),
+                p.host.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    w(&match &j.alive {
+        Some(AliveCheck::Tmux(s)) => format!(
+            "- Detached in tmux session `{s}`: `tmux attach -t {}` to look, never to restart.",
+            quote(s)
+        ),
+        Some(AliveCheck::Slurm(s)) => format!("- A Slurm job `{s}`: `squeue -n {}` / `sacct -j ID`.", quote(s)),
+        Some(AliveCheck::Pgrep(s)) => format!("- A process matching `pgrep -f {}`.", quote(s)),
+        Some(AliveCheck::Pidfile(f)) => format!("- A process whose pid is in `{f}`."),
+        None => "- No alive check configured: gpupatrol cannot tell a dead run from a quiet one.".into(),
+    });
+    w(&format!(
+        "- Per-run log (progress, crashes): `{}`",
+        j.log.as_deref().unwrap_or("(none)")
+    ));
+    if let Some(m) = &j.master_log {
+        w(&format!("- Shared master log (completion text only): `{m}`"));
+    }
+    if let Some(re) = &j.progress {
+        w(&format!(
+            "- Progress: the step is group 1 of `{}`; stalled after {} without a new step.",
+            re.as_str(),
+            crate::duration::human(j.stall_after)
+        ));
+    }
+    if let Some(m) = &p.data_mount {
+        w(&format!("- Data mount (df bytes and inodes): `{m}`"));
+    }
+    w("");
+    w("## Markers and sentinels");
+    w("");
+    w(&format!(
+        "- Done marker: `{}`",
+        j.done_marker.as_deref().unwrap_or("(none)")
+    ));
+    if let Some(t) = &j.done_pattern {
+        w(&format!("- Done text (literal): `{t}`"));
+    }
+    for a in &p.artifacts {
+        let exp = a
+            .expect_count
+            .map(|n| format!("expect {n} entries"))
+            .unwrap_or_else(|| "no expected count".into());
+        w(&format!(
+            "- Artifacts: `{}` ({exp}; completeness is a count, never `test -d`)",
+            a.path
+        ));
+    }
+    w(&format!(
+        "- Resume log on the box: `~/.gpupatrol-resume-{}.log`",
+        p.name
+    ));
+    w("");
+    w("## Resume");
+    w("");
+    match &j.resume {
+        Some(r) => {
+            w(
+                "Only after `tick` says DIED, CRASHED (and triage says the cause is fixed) or PREEMPTED — never blind-restart:",
+            );
+            w("");
+            w("```sh");
+            w(r);
+            w("```");
+            if j.auto_resume {
+                w("");
+                w(&format!(
+                    "Auto-resume is ON: at most {} restarts within {}, at least {} apart, each only after the same tick verified the run is not alive and not done. The budget resets when the step advances.",
+                    j.max_restarts,
+                    crate::duration::human(j.restart_window),
+                    crate::duration::human(j.restart_cooldown)
+                ));
+            }
+        }
+        None => w("No `job.resume` in the profile: write down the exact resume command there."),
+    }
+    w("");
+    w("## Chain");
+    w("");
+    w("No on-box chain is defined in this profile.");
+    w("");
+    w("## Last known state");
+    w("");
+    match &st.last {
+        Some(l) => {
+            let v = l.verdict.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+            w(&format!("- Last tick: {} → {v}", l.ts));
+        }
+        None => w("- No tick recorded yet."),
+    }
+    if let Some(step) = st.progress.step {
+        w(&format!(
+            "- Last step: {step} (`{}`)",
+            st.progress.line.as_deref().unwrap_or("")
+        ));
+    }
+    w(&format!(
+        "- Log read up to byte {} (inode {}).",
+        st.log.offset, st.log.inode
+    ));
+    if !st.restarts.is_empty() {
+        w(&format!("- Auto-resumes in the current window: {}", st.restarts.len()));
+    }
+    w("");
+    w("## Patrol");
+    w("");
+    w(&format!("- One tick: `{gp} tick -p {prof}`"));
+    w(&format!(
+        "- Bounded loop: `{gp} patrol -p {prof} --every 30m --until-terminal`"
+    ));
+    s
+}
+
+pub fn run(args: &HandbookArgs, state_dir: Option<&Path>) -> Result<i32> {
+    let p = crate::profile::load(&args.profile)?;
+    let store = super::store(state_dir)?;
+    let (st, _) = store.load(&p.name);
+    let exe = std::env::current_exe()
+        .map(|e| e.to_string_lossy().to_string())
+        .unwrap_or_else(|_| "gpupatrol".into());
+    let abs = std::fs::canonicalize(&args.profile).unwrap_or_else(|_| args.profile.clone());
+    let state_dir = std::fs::canonicalize(store.dir()).unwrap_or_else(|_| store.dir().to_path_buf());
+    let text = render(&p, &st, &crate::tick::now_rfc3339(), &quote(&exe), &state_dir, &abs);
+    match &args.output {
+        Some(f) => {
+            let tmp = f.with_extension("tmp");
+            std::fs::write(&tmp, &text)
+                .and_then(|_| std::fs::rename(&tmp, f))
+                .map_err(|source| Error::Write {
+                    path: f.clone(),
+                    source,
+                })?;
+        }
+        None => output::line(text.trim_end()),
+    }
+    Ok(exit_codes::OK)
+}
