@@ -127,8 +127,9 @@ gp_alive() {
       gp_n=$(ps -o nlwp= -p "$gp_c" 2>/dev/null | tr -cd "0-9")
       gp_t=$((${gp_t:-0} + ${gp_n:-0}))
     done
-    [ -n "$gp_t" ] && echo "threads=$gp_t"
+    if [ -n "$gp_t" ]; then echo "threads=$gp_t"; fi
   fi
+  return 0
 }
 
 # Kernel OOM-killer lines, when the kernel log is readable (triage only).

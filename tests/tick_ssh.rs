@@ -134,7 +134,7 @@ fn waiting_lines_are_not_progress() {
     assert!(wait_for(Duration::from_secs(5), || count_in(&log, "waiting") >= 1));
     let r = tick_json(&sshd, &p);
     assert_eq!(r.one()["progress"]["step"], 2);
-    std::thread::sleep(Duration::from_millis(2600));
+    std::thread::sleep(Duration::from_millis(3600));
     let r = tick_json(&sshd, &p);
     let j = r.one();
     assert_eq!(j["verdict"], "STALLED", "{j}");
