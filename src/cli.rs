@@ -30,6 +30,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// Print a crontab line and a systemd service/timer pair that run the patrol.
     Cron(CronArgs),
+    /// The on-box self-completion chain: render, install (detached), status.
+    Chain(ChainArgs),
     /// Preflight in one connection: reachable, host key, auth, tools, paths, disk, clock.
     Doctor(DoctorArgs),
     /// Print the recovery handbook (markdown) for this run: where things are, how to resume.
@@ -168,4 +170,64 @@ pub struct HandbookArgs {
     /// Write the markdown here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    #[command(subcommand)]
+    pub command: ChainCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ChainTarget {
+    /// Profile YAML file with a `chain:` section.
+    #[arg(short, long = "profile", value_name = "FILE")]
+    pub profile: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChainCommand {
+    /// Print the POSIX sh script exactly as it would be installed.
+    Render {
+        #[command(flatten)]
+        target: ChainTarget,
+    },
+    /// Upload the chain over one SSH connection and start it detached (refused if one is alive).
+    Install {
+        #[command(flatten)]
+        target: ChainTarget,
+        /// Stop a running chain first (TERM, then KILL after 10s), then start the new one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Each stage's sentinel state, by the box's clock.
+    Status {
+        #[command(flatten)]
+        target: ChainTarget,
+        /// One JSON object.
+        #[arg(long, conflicts_with = "oneline")]
+        json: bool,
+        /// One line instead of the table.
+        #[arg(long)]
+        oneline: bool,
+    },
+}
+
+impl ChainCommand {
+    pub fn profile(&self) -> &std::path::Path {
+        match self {
+            ChainCommand::Render { target }
+            | ChainCommand::Install { target, .. }
+            | ChainCommand::Status { target, .. } => &target.profile,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cli_definition_is_valid() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -71,7 +71,12 @@ pub struct Ctx<'a> {
     pub log_age: Option<i64>,
     pub checkpoints_advance: bool,
     pub slurm_state: Option<String>,
+    pub slurm_reason: Option<String>,
     pub oom_rose: bool,
+    /// "chain stage eval FAILED 1" when a stage failed and the chain is not running.
+    pub chain_failure: Option<String>,
+    /// "chain stage train: heartbeat 40m old" when a running stage went quiet.
+    pub chain_stalled: Option<String>,
 }
 
 /// A row's answer: verdict, the detail to print, and extra warnings.
@@ -120,6 +125,16 @@ pub const TABLE: &[Row] = &[
                 warning: None,
             })
     }),
+    ("queued behind a dependency that can never be satisfied", |c| {
+        let r = c.slurm_reason.as_deref()?;
+        (c.facts.alive.state == Liveness::Pending && r.contains("DependencyNeverSatisfied")).then(|| Outcome {
+            verdict: Verdict::Died,
+            detail: Some(
+                "slurm PENDING DependencyNeverSatisfied: an upstream job failed, this one will never start".into(),
+            ),
+            warning: None,
+        })
+    }),
     ("queued, not started", |c| {
         (c.facts.alive.state == Liveness::Pending).then(|| Outcome {
             verdict: Verdict::Pending,
@@ -157,6 +172,31 @@ pub const TABLE: &[Row] = &[
             out(Verdict::Crashed, Some(crash.class.to_string()))
         },
     ),
+    (
+        "not alive and the scheduler says FAILED, CANCELLED or OUT_OF_MEMORY",
+        |c| {
+            let s = c.slurm_state.as_deref()?;
+            let failed = ["FAILED", "CANCELLED", "OUT_OF_MEMORY"]
+                .iter()
+                .any(|p| s.starts_with(p));
+            (c.facts.alive.state == Liveness::No && failed && c.crash.is_some()).then(|| Outcome {
+                verdict: Verdict::Crashed,
+                detail: Some(format!(
+                    "slurm {s}{}",
+                    c.slurm_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                )),
+                warning: None,
+            })
+        },
+    ),
+    ("an on-box chain stage failed and the chain is not running", |c| {
+        let f = c.chain_failure.as_ref()?;
+        (c.facts.alive.state != Liveness::Yes && c.crash.is_some()).then(|| Outcome {
+            verdict: Verdict::Crashed,
+            detail: Some(f.clone()),
+            warning: None,
+        })
+    }),
     ("not alive, scheduler says COMPLETED but no completion marker", |c| {
         let s = c.slurm_state.as_deref()?;
         (c.facts.alive.state == Liveness::No && s.starts_with("COMPLETED")).then(|| Outcome {
@@ -184,6 +224,10 @@ pub const TABLE: &[Row] = &[
             )),
             warning: None,
         })
+    }),
+    ("a running chain stage's heartbeat is older than its stall_after", |c| {
+        let s = c.chain_stalled.as_ref()?;
+        out(Verdict::Stalled, Some(s.clone()))
     }),
     (
         "no progress for stall_after, but checkpoints advance (block-buffered stdout)",
@@ -342,7 +386,11 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
     };
 
     // ---- done, artifacts ----------------------------------------------
-    let done = facts.markers.done_marker == Some(true) || next.done_seen || facts.markers.master_done == Some(true);
+    let chain_done = profile.job.done_marker.is_none() && facts.chain.as_ref().is_some_and(|c| c.done);
+    let done = facts.markers.done_marker == Some(true)
+        || next.done_seen
+        || facts.markers.master_done == Some(true)
+        || chain_done;
     let mut short = Vec::new();
     let mut checkpoints_advance = false;
     for (a, f) in profile.artifacts.iter().zip(&facts.artifacts) {
@@ -378,7 +426,47 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         .and_then(|s| s.split(' ').nth(1))
         .or_else(|| facts.alive.slurm_final.as_deref().and_then(|s| s.split(' ').nth(1)))
         .map(str::to_string);
-    let crash = crash_of(facts, oom_rose, slurm_state.as_deref());
+    let slurm_reason = facts
+        .alive
+        .slurm
+        .as_deref()
+        .and_then(|s| s.split(' ').nth(3))
+        .or_else(|| facts.alive.slurm_final.as_deref().and_then(|s| s.split(' ').nth(3)))
+        .filter(|r| !r.is_empty() && *r != "None")
+        .map(str::to_string);
+    let (chain_failure, chain_stalled) = chain_state(profile, facts);
+    let mut crash = crash_of(facts, oom_rose, slurm_state.as_deref());
+    let scheduler_failed = facts.alive.state == Liveness::No
+        && slurm_state.as_deref().is_some_and(|s| {
+            ["FAILED", "CANCELLED", "OUT_OF_MEMORY"]
+                .iter()
+                .any(|p| s.starts_with(p))
+        });
+    if crash.is_none() && (scheduler_failed || chain_failure.is_some()) {
+        // No crash text in the log: the scheduler's or the chain's word is the evidence.
+        let evidence = chain_failure.clone().unwrap_or_else(|| {
+            format!(
+                "slurm {}",
+                facts
+                    .alive
+                    .slurm_final
+                    .as_deref()
+                    .unwrap_or(slurm_state.as_deref().unwrap_or(""))
+            )
+        });
+        crash = Some(Crash {
+            class: Class::Unknown,
+            confidence: Confidence::Low,
+            evidence,
+            excerpt: facts
+                .crash
+                .end
+                .iter()
+                .map(|l| triage::clean_line(&l.text))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
 
     // ---- warnings ------------------------------------------------------
     let th = &profile.thresholds;
@@ -425,7 +513,10 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         log_age,
         checkpoints_advance,
         slurm_state,
+        slurm_reason,
         oom_rose,
+        chain_failure,
+        chain_stalled,
     };
     let (rule, outcome) = TABLE
         .iter()
@@ -481,6 +572,52 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         progress,
         next,
     }
+}
+
+/// From the chain's sentinels: a failure (a stage FAILED / ABORTED / lost
+/// while nothing of the chain runs) and a stall (a running stage whose
+/// heartbeat is older than its `stall_after`).
+fn chain_state(profile: &Profile, facts: &Facts) -> (Option<String>, Option<String>) {
+    use crate::probe::facts::StageState;
+    let (Some(cfg), Some(ch)) = (&profile.chain, &facts.chain) else {
+        return (None, None);
+    };
+    if !ch.present {
+        return (None, None);
+    }
+    let mut failure = None;
+    if !ch.alive && !ch.done {
+        let bad: Vec<String> = ch
+            .stages
+            .iter()
+            .filter(|s| matches!(s.state, StageState::Failed(_) | StageState::Aborted | StageState::Lost))
+            .map(|s| format!("chain stage {} {}", s.name, s.state))
+            .collect();
+        if !bad.is_empty() {
+            let mut text = bad.join(", ");
+            for s in &ch.stages {
+                if let Some(sl) = &s.slurm
+                    && sl.contains("DependencyNeverSatisfied")
+                {
+                    text.push_str(&format!("; {} cancelled (DependencyNeverSatisfied)", s.name));
+                }
+            }
+            failure = Some(text);
+        }
+    }
+    let stalled = ch.stages.iter().zip(&cfg.stages).find_map(|(s, c)| {
+        let limit = c.stall_after?.as_secs() as i64;
+        let age = s.heartbeat_age_s?;
+        (s.state == StageState::Running && age > limit).then(|| {
+            format!(
+                "chain stage {}: heartbeat {} old (stall_after {})",
+                s.name,
+                crate::duration::human_secs(age),
+                crate::duration::human_secs(limit)
+            )
+        })
+    });
+    (failure, stalled)
 }
 
 /// cgroup working-set share of its limit, else the host's memory in use.

@@ -136,6 +136,7 @@ pub struct Profile {
     pub data_mount: Option<String>,
     pub thresholds: Thresholds,
     pub alert: Option<Alert>,
+    pub chain: Option<crate::chain::Chain>,
 }
 
 // ---- raw, as written -------------------------------------------------------
@@ -167,6 +168,7 @@ struct RawProfile {
     data_mount: Option<String>,
     thresholds: Option<RawThresholds>,
     alert: Option<RawAlert>,
+    chain: Option<crate::chain::RawChain>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -471,7 +473,14 @@ impl Validator<'_> {
             }
         };
 
+        let chain = match raw.chain {
+            None => None,
+            Some(c) => Some(self.chain(c, job.log.as_deref())?),
+        };
+        let data_mount = data_mount.or_else(|| chain.as_ref().map(|c| c.dir.clone()));
+
         Ok(Profile {
+            chain,
             alert,
             file: self.file.to_path_buf(),
             name,
@@ -496,6 +505,103 @@ impl Validator<'_> {
             artifacts,
             data_mount,
             thresholds,
+        })
+    }
+
+    fn chain(&self, c: crate::chain::RawChain, job_log: Option<&str>) -> Result<crate::chain::Chain> {
+        use crate::chain::{Action, Chain, Detach, Stage, valid_stage_name};
+        let Some(dir) = c.dir else {
+            return Err(self.err(
+                0,
+                "chain.dir",
+                "missing: the on-box folder for the chain's script and sentinels",
+            ));
+        };
+        if dir.value.trim().is_empty() {
+            return Err(self.err(dir.referenced.line(), "chain.dir", "must not be empty"));
+        }
+        let Some(raw_stages) = c.stages else {
+            return Err(self.err(dir.referenced.line(), "chain.stages", "missing: list the stages to run"));
+        };
+        if raw_stages.value.is_empty() {
+            return Err(self.err(
+                raw_stages.referenced.line(),
+                "chain.stages",
+                "must list at least one stage",
+            ));
+        }
+        let mut stages = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for st in raw_stages.value {
+            let line = st.name.referenced.line();
+            let name = st.name.value.clone();
+            if !valid_stage_name(&name) {
+                return Err(self.err(
+                    line,
+                    "chain.stages.name",
+                    format!("invalid stage name {name:?} (letters, digits, '-', '_'; it names files on the box)"),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(self.err(line, "chain.stages.name", format!("two stages are named {name:?}")));
+            }
+            let action = match (st.run, st.wait_for) {
+                (Some(r), None) if !r.trim().is_empty() => Action::Run(r),
+                (None, Some(w)) => match (w.log_pattern, w.file, w.marker) {
+                    (Some(t), f, None) if !t.is_empty() => {
+                        let Some(file) = f.or_else(|| job_log.map(str::to_string)) else {
+                            return Err(self.err(
+                                line,
+                                "chain.stages.wait_for.file",
+                                "log_pattern needs a file (or a job.log)",
+                            ));
+                        };
+                        Action::WaitPattern { text: t, file }
+                    }
+                    (None, None, Some(m)) if !m.is_empty() => Action::WaitMarker(m),
+                    _ => {
+                        return Err(self.err(
+                            line,
+                            "chain.stages.wait_for",
+                            "give { log_pattern: TEXT, file: PATH } or { marker: PATH }",
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(self.err(
+                        line,
+                        &format!("chain.stages.{name}"),
+                        "give exactly one of `run: CMD` or `wait_for: {...}`",
+                    ));
+                }
+            };
+            let timeout = match &st.timeout {
+                None => None,
+                Some(_) => Some(self.dur(&st.timeout, "chain.stages.timeout", Duration::ZERO)?),
+            };
+            let stall_after = match &st.stall_after {
+                None => None,
+                Some(_) => Some(self.dur(&st.stall_after, "chain.stages.stall_after", Duration::ZERO)?),
+            };
+            stages.push(Stage {
+                name,
+                action,
+                timeout,
+                stall_after,
+            });
+        }
+        Ok(Chain {
+            dir: dir.value,
+            detach: c.detach.unwrap_or(Detach::Nohup),
+            stages,
+            notify: c.notify.filter(|n| !n.trim().is_empty()),
+            heartbeat: self
+                .dur(&c.heartbeat, "chain.heartbeat", Duration::from_secs(10))?
+                .max(Duration::from_secs(1)),
+            poll: self
+                .dur(&c.poll, "chain.poll", Duration::from_secs(15))?
+                .max(Duration::from_secs(1)),
+            sbatch_args: c.sbatch_args,
         })
     }
 

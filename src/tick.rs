@@ -41,6 +41,8 @@ pub struct Extras {
     pub act: bool,
     /// Also read the kernel's OOM-killer lines (triage).
     pub triage: bool,
+    /// Run only these sections after `now` and `alive` (chain status).
+    pub only_sections: Option<Vec<&'static str>>,
 }
 
 /// Current time as the report prints it: RFC 3339, UTC, whole seconds.
@@ -241,7 +243,12 @@ pub fn observe(stdout: &[u8], stderr: &[u8], nonce: &str, profile: &Profile) -> 
             return Observation::ProbeError(msg);
         }
     };
-    match facts::read(&frames, profile.artifacts.len()) {
+    let names: Vec<String> = profile
+        .chain
+        .iter()
+        .flat_map(|c| c.stages.iter().map(|s| s.name.clone()))
+        .collect();
+    match facts::read_with(&frames, profile.artifacts.len(), &names) {
         Ok(f) => Observation::Facts(Box::new(f)),
         Err(why) => Observation::ProbeError(why),
     }

@@ -85,6 +85,31 @@ gp_alive_pidfile() {
   fi
 }
 
+# The last state of a job that left the queue: "ID STATE EXITCODE REASON".
+# scontrol first (kept for MinJobAge, needs no accounting), then sacct.
+gp_slurm_final() {
+  gp_j=""
+  if command -v scontrol >/dev/null 2>&1; then
+    gp_j=$(scontrol -o show job 2>/dev/null | awk -v want="$1" "
+      { id = \"\"; name = \"\"; st = \"\"; ec = \"\"; rs = \"\"
+        for (i = 1; i <= NF; i++) {
+          if (\$i ~ /^JobId=/) id = substr(\$i, 7)
+          else if (\$i ~ /^JobName=/) name = substr(\$i, 9)
+          else if (\$i ~ /^JobState=/) st = substr(\$i, 10)
+          else if (\$i ~ /^ExitCode=/) ec = substr(\$i, 10)
+          else if (\$i ~ /^Reason=/) rs = substr(\$i, 8) }
+        if (id == want || name == want) last = id \" \" st \" \" ec \" \" rs }
+      END { if (last != \"\") print last }")
+  fi
+  if [ -z "$gp_j" ] && command -v sacct >/dev/null 2>&1; then
+    case "$1" in
+      *[!0-9_]*) gp_j=$(sacct -n -P -X --name "$1" -o JobID,State,ExitCode 2>/dev/null | tail -n 1 | tr "|" " ") ;;
+      *) gp_j=$(sacct -n -P -X -j "$1" -o JobID,State,ExitCode 2>/dev/null | tail -n 1 | tr "|" " ") ;;
+    esac
+  fi
+  printf "%s" "$gp_j" | head -n 1 | tr -cd "A-Za-z0-9_:. -"
+}
+
 gp_alive_slurm() {
   if ! command -v squeue >/dev/null 2>&1; then echo "alive=error"; echo "why=squeue-not-installed"; return 0; fi
   case "$GP_ALIVE_ARG" in
@@ -99,13 +124,8 @@ gp_alive_slurm() {
     esac
     return 0
   fi
-  if command -v sacct >/dev/null 2>&1; then
-    case "$GP_ALIVE_ARG" in
-      *[!0-9_]*) gp_a=$(sacct -n -P -X --name "$GP_ALIVE_ARG" -o JobID,State,ExitCode 2>/dev/null | tail -n 1) ;;
-      *) gp_a=$(sacct -n -P -X -j "$GP_ALIVE_ARG" -o JobID,State,ExitCode 2>/dev/null | tail -n 1) ;;
-    esac
-    [ -n "$gp_a" ] && printf "%s\n" "$gp_a" | tr "|" " " | awk "{ printf \"slurm_final=%s %s %s\\n\", \$1, \$2, \$3 }"
-  fi
+  gp_f=$(gp_slurm_final "$GP_ALIVE_ARG")
+  [ -n "$gp_f" ] && echo "slurm_final=$gp_f"
   echo "alive=no"; echo "why=not-in-squeue"
 }
 
@@ -238,6 +258,45 @@ gp_wait() {
   echo "pattern=$gp_hit"; echo "pattern_size=$gp_size"; echo "pattern_inode=$gp_ino"
 }
 
+# The on-box chain's sentinels: pid, DONE, and per stage status, heartbeat
+# (its mtime, by the box's clock), pid alive, result (first 200 bytes).
+gp_chain() {
+  gp_d=$GP_CHAIN_DIR
+  if [ ! -d "$gp_d" ]; then echo "chain=absent"; return 0; fi
+  echo "chain=present"
+  gp_alive=no
+  if [ -f "$gp_d/chain.pid" ]; then
+    gp_p=$(head -n 1 "$gp_d/chain.pid" 2>/dev/null | tr -cd "0-9")
+    if [ -n "$gp_p" ] && kill -0 "$gp_p" 2>/dev/null; then gp_alive=yes; echo "chain_pid=$gp_p"; fi
+  fi
+  if [ -f "$gp_d/slurm.jobs" ]; then
+    while read -r gp_id gp_stage; do
+      gp_q=$(squeue -h -j "$gp_id" -o "%T %r" 2>/dev/null </dev/null | head -n 1 | tr -cd "A-Za-z0-9_ ")
+      if [ -n "$gp_q" ]; then
+        gp_alive=yes; echo "slurm_$gp_stage=$gp_id $gp_q"
+      else
+        gp_f=$(gp_slurm_final "$gp_id" </dev/null); echo "slurm_$gp_stage=$gp_f"
+      fi
+    done <"$gp_d/slurm.jobs"
+  fi
+  echo "chain_alive=$gp_alive"
+  if [ -e "$gp_d/DONE" ]; then echo "done=yes"; else echo "done=no"; fi
+  gp_i=1
+  while [ "$gp_i" -le "${GP_STAGE_N:-0}" ]; do
+    eval "gp_s=\${GP_STAGE_$gp_i}"
+    gp_st=$(head -n 1 "$gp_d/$gp_s.status" 2>/dev/null | tr -cd "A-Z0-9 ")
+    gp_hb=$(gp_mtime "$gp_d/$gp_s.heartbeat")
+    gp_pa=no
+    gp_p=$(head -n 1 "$gp_d/$gp_s.pid" 2>/dev/null | tr -cd "0-9")
+    if [ -n "$gp_p" ] && kill -0 "$gp_p" 2>/dev/null; then gp_pa=yes; fi
+    echo "stage_$gp_i=${gp_st:-NONE}|${gp_hb:-}|$gp_pa"
+    gp_r=$(head -c 200 "$gp_d/$gp_s.result" 2>/dev/null | head -n 1 | tr -d "\r")
+    echo "stage_${gp_i}_result=$gp_r"
+    gp_i=$((gp_i + 1))
+  done
+  return 0
+}
+
 gp_artifacts() {
   gp_i=1
   while [ "$gp_i" -le "${GP_ART_N:-0}" ]; do
@@ -329,6 +388,7 @@ case "$1" in
   artifacts) gp_artifacts ;;
   wait) gp_wait ;;
   dmesg) gp_dmesg ;;
+  chain) gp_chain ;;
   disk) gp_disk ;;
   gpu) gp_gpu ;;
   cgroup) gp_cgroup ;;

@@ -12,6 +12,15 @@ fn decision_table_doc_lists_every_row_in_order() {
             .unwrap_or_else(|| panic!("docs/decision-table.md lacks row {name:?} (or out of order)"));
         at += pos + name.len();
     }
+    let rows = doc
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.split('|').nth(1).is_some_and(|c| c.trim().parse::<u32>().is_ok()))
+        .count();
+    assert_eq!(
+        rows,
+        gpupatrol::decide::TABLE.len(),
+        "the doc's numbered rows and the code's table differ in length"
+    );
 }
 
 #[test]

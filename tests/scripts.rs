@@ -84,3 +84,31 @@ fn the_section_library_passes_shellcheck() {
     syntax_ok("sh", job);
     shellcheck(job, "templates/demo_job.sh");
 }
+
+const CHAIN: &str = "name: ch\nhost: h\njob:\n  alive: { tmux: t }\n  log: /l\n  resume: 'tmux new -d -s t \"python train.py\"'\n  auto_resume: true\nchain:\n  dir: \"/c d/it's\"\n  detach: DETACH\n  notify: 'curl -d \"$GPUPATROL_CHAIN_STATUS\" http://127.0.0.1:9/x'\n  sbatch_args: ['--partition=debug', '--gres=gpu:1']\n  stages:\n    - { name: train, run: 'python train.py | tee -a \"a b.log\"', timeout: 2h }\n    - { name: wait, wait_for: { log_pattern: 'a|b \"c\"' }, timeout: 1h }\n    - { name: marker, wait_for: { marker: /m } }\n    - { name: eval, run: 'python eval.py' }\n";
+
+#[test]
+fn chain_resume_and_installer_scripts_parse_and_pass_shellcheck() {
+    for detach in ["nohup", "tmux", "slurm"] {
+        let p = profile::parse(Path::new("c.yaml"), &CHAIN.replace("DETACH", detach)).unwrap();
+        let text = gpupatrol::commands::chain::render_text(&p).unwrap();
+        if detach == "slurm" {
+            for part in text.split("# ===== ").skip(1) {
+                let script = &part[part.find('\n').unwrap() + 1..];
+                syntax_ok("sh", script);
+                shellcheck(script, &format!("slurm stage of {detach}"));
+            }
+        } else {
+            syntax_ok("sh", &text);
+            syntax_ok("dash", &text);
+            shellcheck(&text, &format!("chain ({detach})"));
+        }
+        let inst = gpupatrol::commands::chain::installer_text(&p, true).unwrap();
+        syntax_ok("sh", &inst);
+        shellcheck(&inst, &format!("installer ({detach})"));
+    }
+    let p = profile::parse(Path::new("c.yaml"), &CHAIN.replace("DETACH", "nohup")).unwrap();
+    let r = gpupatrol::resume::script(&p);
+    syntax_ok("sh", &r);
+    shellcheck(&r, "guarded resume");
+}

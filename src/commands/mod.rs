@@ -1,5 +1,6 @@
 //! One file per subcommand. Each returns the process exit code.
 
+pub mod chain;
 pub mod check;
 pub mod cron;
 pub mod demo;

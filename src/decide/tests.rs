@@ -79,6 +79,7 @@ fn facts() -> Facts {
         },
         wait: None,
         dmesg: vec![],
+        chain: None,
         problems: vec![],
     }
 }

@@ -168,6 +168,105 @@ impl WaitFacts {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "code")]
+pub enum StageState {
+    Pending,
+    Running,
+    Success,
+    Failed(i32),
+    Aborted,
+    /// Started, no status, process gone (killed without its trap running).
+    Lost,
+}
+
+impl std::fmt::Display for StageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StageState::Pending => f.write_str("pending"),
+            StageState::Running => f.write_str("running"),
+            StageState::Success => f.write_str("SUCCESS"),
+            StageState::Failed(c) => write!(f, "FAILED {c}"),
+            StageState::Aborted => f.write_str("ABORTED"),
+            StageState::Lost => f.write_str("lost (no status, process gone)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageFacts {
+    pub name: String,
+    pub state: StageState,
+    /// Seconds since the heartbeat was touched (box clock).
+    pub heartbeat_age_s: Option<i64>,
+    pub result: Option<String>,
+    /// Slurm: `JOBID STATE REASON` (queue) or `JOBID STATE EXIT REASON` (done).
+    pub slurm: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainFacts {
+    pub present: bool,
+    pub alive: bool,
+    pub pid: Option<u32>,
+    pub done: bool,
+    pub stages: Vec<StageFacts>,
+}
+
+/// Read the chain section; `names` are the profile's stage names in order.
+pub fn read_chain(s: &Section, now: i64, names: &[String]) -> ChainFacts {
+    let present = s.get("chain") == Some("present");
+    let alive = s.get("chain_alive") == Some("yes");
+    let stages = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let raw = s.get(&format!("stage_{}", i + 1)).unwrap_or("NONE||no");
+            let mut parts = raw.split('|');
+            let status = parts.next().unwrap_or("NONE").trim();
+            let hb: Option<i64> = parts.next().and_then(|v| v.trim().parse().ok());
+            let pid_alive = parts.next() == Some("yes");
+            let slurm = s
+                .get(&format!("slurm_{name}"))
+                .filter(|v| !v.is_empty())
+                .map(str::to_string);
+            let slurm_running = slurm.as_deref().is_some_and(|v| v.split(' ').nth(1) == Some("RUNNING"));
+            let state = if status == "SUCCESS" {
+                StageState::Success
+            } else if let Some(code) = status.strip_prefix("FAILED") {
+                StageState::Failed(code.trim().parse().unwrap_or(1))
+            } else if status == "ABORTED" {
+                StageState::Aborted
+            } else if hb.is_some() && (pid_alive || slurm_running) {
+                StageState::Running
+            } else if hb.is_some() && !alive {
+                StageState::Lost
+            } else if hb.is_some() {
+                StageState::Running
+            } else {
+                StageState::Pending
+            };
+            StageFacts {
+                name: name.clone(),
+                state,
+                heartbeat_age_s: hb.map(|t| now - t),
+                result: s
+                    .get(&format!("stage_{}_result", i + 1))
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string),
+                slurm,
+            }
+        })
+        .collect();
+    ChainFacts {
+        present,
+        alive,
+        pid: s.get_num("chain_pid"),
+        done: s.get("done") == Some("yes"),
+        stages,
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
     /// The box's clock (epoch seconds). Every age is measured with it.
@@ -183,6 +282,7 @@ pub struct Facts {
     pub wait: Option<WaitFacts>,
     /// Kernel OOM-killer lines (triage only; empty when unreadable).
     pub dmesg: Vec<String>,
+    pub chain: Option<ChainFacts>,
     /// Sections that timed out, failed or were cut: one short note each.
     pub problems: Vec<String>,
 }
@@ -191,6 +291,11 @@ pub struct Facts {
 /// `alive`) are unusable: without the box's clock and an alive answer no
 /// verdict can be honest.
 pub fn read(frames: &Frames, artifact_count: usize) -> Result<Facts, String> {
+    read_with(frames, artifact_count, &[])
+}
+
+/// As [`read`], with the profile's chain stage names.
+pub fn read_with(frames: &Frames, artifact_count: usize, stage_names: &[String]) -> Result<Facts, String> {
     let mut problems = Vec::new();
     let sec = |name: &str| frames.sections.get(name);
     let usable = |name: &str, problems: &mut Vec<String>| -> Option<&Section> {
@@ -253,7 +358,9 @@ pub fn read(frames: &Frames, artifact_count: usize) -> Result<Facts, String> {
     let dmesg = usable("dmesg", &mut problems)
         .map(|s| s.lines.clone())
         .unwrap_or_default();
+    let chain = usable("chain", &mut problems).map(|s| read_chain(s, now, stage_names));
     Ok(Facts {
+        chain,
         dmesg,
         wait,
         now,

@@ -126,6 +126,13 @@ fn render_full(profile: &Profile, state: &State, extras: &Extras, nonce: String)
     var("GP_WAIT_PATTERN", extras.wait_pattern.as_deref().unwrap_or(""));
     var("GP_WAIT_OFFSET", &extras.wait_offset.to_string());
     var("GP_WAIT_INODE", &extras.wait_inode.to_string());
+    if let Some(c) = &profile.chain {
+        var("GP_CHAIN_DIR", &c.dir);
+        var("GP_STAGE_N", &c.stages.len().to_string());
+        for (i, st) in c.stages.iter().enumerate() {
+            var(&format!("GP_STAGE_{}", i + 1), &st.name);
+        }
+    }
     var("GP_ART_N", &profile.artifacts.len().to_string());
     for (i, a) in profile.artifacts.iter().enumerate() {
         var(&format!("GP_ART_{}", i + 1), &a.path);
@@ -145,6 +152,12 @@ fn render_full(profile: &Profile, state: &State, extras: &Extras, nonce: String)
     }
     if extras.triage {
         sections.push("dmesg");
+    }
+    if profile.chain.is_some() {
+        sections.push("chain");
+    }
+    if let Some(only) = &extras.only_sections {
+        sections = only.clone();
     }
     sections.extend(["cgroup", "gpu"]);
     var("GP_SECTIONS", &sections.join(" "));
