@@ -98,44 +98,29 @@ fn secs(d: Option<Duration>) -> u64 {
     d.map(|d| d.as_secs().max(1)).unwrap_or(0)
 }
 
+/// `until CONDITION; do sleep POLL; done`, with a deadline in the loop when
+/// the stage has a timeout: bounded even on a box without `timeout`.
+fn bounded_until(condition: &str, limit: u64, poll: u64) -> String {
+    if limit == 0 {
+        return format!("until {condition}; do sleep {poll}; done");
+    }
+    format!(
+        "gp_end=$(( $(date +%s) + {limit} )); until {condition}; do [ \"$(date +%s)\" -ge \"$gp_end\" ] && exit 124; sleep {poll}; done"
+    )
+}
+
 /// The shell command a stage runs.
 pub fn stage_command(c: &Chain, s: &Stage) -> String {
     let poll = c.poll.as_secs().max(1);
+    let limit = secs(s.timeout);
     match &s.action {
         Action::Run(cmd) => cmd.clone(),
-        // A bounded wait even without `timeout` on the box: a deadline in the loop.
-        Action::WaitPattern { text, file } => {
-            let limit = secs(s.timeout);
-            let deadline = if limit > 0 {
-                format!("gp_end=$(( $(date +%s) + {limit} )); ")
-            } else {
-                String::new()
-            };
-            let check = if limit > 0 {
-                "[ \"$(date +%s)\" -ge \"$gp_end\" ] && exit 124; "
-            } else {
-                ""
-            };
-            format!(
-                "{deadline}until grep -qF -- {} {} 2>/dev/null; do {check}sleep {poll}; done",
-                quote(text),
-                quote(file)
-            )
-        }
-        Action::WaitMarker(path) => {
-            let limit = secs(s.timeout);
-            let deadline = if limit > 0 {
-                format!("gp_end=$(( $(date +%s) + {limit} )); ")
-            } else {
-                String::new()
-            };
-            let check = if limit > 0 {
-                "[ \"$(date +%s)\" -ge \"$gp_end\" ] && exit 124; "
-            } else {
-                ""
-            };
-            format!("{deadline}until [ -e {} ]; do {check}sleep {poll}; done", quote(path))
-        }
+        Action::WaitPattern { text, file } => bounded_until(
+            &format!("grep -qF -- {} {} 2>/dev/null", quote(text), quote(file)),
+            limit,
+            poll,
+        ),
+        Action::WaitMarker(path) => bounded_until(&format!("[ -e {} ]", quote(path)), limit, poll),
     }
 }
 

@@ -63,6 +63,8 @@ gp_alive_pgrep() {
     gp_is_ours "$gp_p" && continue
     # another gpupatrol probe (a second watcher) is not the job either
     grep -q -a "GPUPATROL_PROBE=1" "/proc/$gp_p/environ" 2>/dev/null && continue
+    # gone since pgrep listed it (a short-lived process, maybe another probe's)
+    [ -d "/proc/$gp_p" ] || kill -0 "$gp_p" 2>/dev/null || continue
     gp_found=$((gp_found + 1))
     if [ "$gp_found" = 1 ]; then echo "pid=$gp_p"; echo "elapsed=$(gp_etimes "$gp_p")"; fi
   done

@@ -92,20 +92,7 @@ fn doctor_names_missing_tools_and_paths() {
 fn doctor_on_a_dead_box_and_a_changed_key() {
     let mut sshd = Sshd::start();
     let p = sshd.run_profile("dd", "train", "");
-    let impostor = sshd.path("impostor");
-    keygen(&impostor, "ed25519");
-    let pubkey = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
-    let mut w = pubkey.split_whitespace();
-    std::fs::write(
-        &sshd.known_hosts,
-        format!(
-            "[127.0.0.1]:{} {} {}\n",
-            sshd.port,
-            w.next().unwrap(),
-            w.next().unwrap()
-        ),
-    )
-    .unwrap();
+    sshd.known_hosts_with_impostor();
     let mut c = sshd.gpupatrol();
     c.args(["doctor", "--json", "-p"]).arg(&p);
     let r = run(c, Duration::from_secs(30));

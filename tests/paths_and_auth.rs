@@ -49,9 +49,10 @@ fn pgrep_alive_never_matches_the_probe_and_pipes_are_alternation() {
     let log = sshd.box_dir().join("pg.log");
     std::fs::write(&log, "Epoch 1\n").unwrap();
     // no job at all: a pattern that would match the probe's own text must not
+    // (other tests' probes run concurrently: they must not match either)
     let p = sshd.profile(
         "pg",
-        &format!("job:\n  alive: {{ pgrep: 'gp_alive|GP_LIB|gp-probe|GPUPATROL_PROBE|sh -s$' }}\n  log: {}\n  progress: 'Epoch (\\d+)'\n", yq(&log.to_string_lossy())),
+        &format!("job:\n  alive: {{ pgrep: 'gp_alive|GP_LIB|gp-probe|timeout -k 2' }}\n  log: {}\n  progress: 'Epoch (\\d+)'\n", yq(&log.to_string_lossy())),
     );
     let j = tick_json(&sshd, &p).one();
     assert_eq!(j["verdict"], "DIED", "the probe matched itself: {j}");

@@ -186,20 +186,7 @@ fn wrong_key_is_auth_failed() {
 fn changed_host_key_runs_nothing() {
     let sshd = Sshd::start();
     let p = simple_profile(&sshd, "hk");
-    let impostor = sshd.path("impostor");
-    keygen(&impostor, "ed25519");
-    let pubkey = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
-    let mut w = pubkey.split_whitespace();
-    std::fs::write(
-        &sshd.known_hosts,
-        format!(
-            "[127.0.0.1]:{} {} {}\n",
-            sshd.port,
-            w.next().unwrap(),
-            w.next().unwrap()
-        ),
-    )
-    .unwrap();
+    sshd.known_hosts_with_impostor();
     let r = tick_json(&sshd, &p);
     assert_eq!(r.code, 3);
     let j = r.one();
@@ -224,20 +211,7 @@ fn unknown_host_key_strict_refuses_accept_new_records() {
     let kh = std::fs::read_to_string(&sshd.known_hosts).unwrap();
     assert!(kh.contains(&format!("[127.0.0.1]:{} ssh-ed25519 ", sshd.port)), "{kh}");
     // and a later change is still refused under accept-new
-    let impostor = sshd.path("impostor");
-    keygen(&impostor, "ed25519");
-    let pubkey = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
-    let mut w = pubkey.split_whitespace();
-    std::fs::write(
-        &sshd.known_hosts,
-        format!(
-            "[127.0.0.1]:{} {} {}\n",
-            sshd.port,
-            w.next().unwrap(),
-            w.next().unwrap()
-        ),
-    )
-    .unwrap();
+    sshd.known_hosts_with_impostor();
     assert_eq!(tick_json(&sshd, &p).one()["verdict"], "HOSTKEY_MISMATCH");
 }
 

@@ -230,20 +230,10 @@ async fn authenticate(handle: &mut Handle<Checker>, t: &Target) -> Result<String
     let rsa_hash = || async { handle_rsa_hash(handle).await };
     let rsa = rsa_hash().await;
 
-    let try_file = |path: PathBuf| async move { keys::load_secret_key(&path, None).map_err(|e| (path, e)) };
-    if t.explicit_identity {
-        for path in &t.identities {
-            match try_file(path.clone()).await {
-                Ok(key) => {
-                    tried.push(format!("key {}", path.display()));
-                    let k = PrivateKeyWithHashAlg::new(Arc::new(key), rsa);
-                    if auth_ok(handle.authenticate_publickey(&t.user, k).await)? {
-                        return Ok(format!("publickey {}", path.display()));
-                    }
-                }
-                Err((p, e)) => problems.push(key_problem(&p, &e)),
-            }
-        }
+    if t.explicit_identity
+        && let Some(m) = try_files(handle, t, rsa, &mut tried, &mut problems).await?
+    {
+        return Ok(m);
     }
     if std::env::var_os("SSH_AUTH_SOCK").is_some() {
         match AgentClient::connect_env().await {
@@ -272,19 +262,10 @@ async fn authenticate(handle: &mut Handle<Checker>, t: &Target) -> Result<String
             Err(e) => problems.push(format!("ssh-agent at SSH_AUTH_SOCK: {e}")),
         }
     }
-    if !t.explicit_identity {
-        for path in &t.identities {
-            match try_file(path.clone()).await {
-                Ok(key) => {
-                    tried.push(format!("key {}", path.display()));
-                    let k = PrivateKeyWithHashAlg::new(Arc::new(key), rsa);
-                    if auth_ok(handle.authenticate_publickey(&t.user, k).await)? {
-                        return Ok(format!("publickey {}", path.display()));
-                    }
-                }
-                Err((p, e)) => problems.push(key_problem(&p, &e)),
-            }
-        }
+    if !t.explicit_identity
+        && let Some(m) = try_files(handle, t, rsa, &mut tried, &mut problems).await?
+    {
+        return Ok(m);
     }
     let mut msg = format!("{}@{} refused", t.user, t.label());
     if tried.is_empty() {
@@ -300,6 +281,29 @@ async fn authenticate(handle: &mut Handle<Checker>, t: &Target) -> Result<String
         msg.push_str(&format!("; {}", problems.join("; ")));
     }
     Err(Failure::Auth(msg))
+}
+
+/// Offer each identity file; the method that worked, if one did.
+async fn try_files(
+    handle: &mut Handle<Checker>,
+    t: &Target,
+    rsa: Option<HashAlg>,
+    tried: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) -> Result<Option<String>, Failure> {
+    for path in &t.identities {
+        match keys::load_secret_key(path, None) {
+            Ok(key) => {
+                tried.push(format!("key {}", path.display()));
+                let k = PrivateKeyWithHashAlg::new(Arc::new(key), rsa);
+                if auth_ok(handle.authenticate_publickey(&t.user, k).await)? {
+                    return Ok(Some(format!("publickey {}", path.display())));
+                }
+            }
+            Err(e) => problems.push(key_problem(path, &e)),
+        }
+    }
+    Ok(None)
 }
 
 async fn handle_rsa_hash(handle: &Handle<Checker>) -> Option<HashAlg> {

@@ -212,6 +212,24 @@ impl Sshd {
         self.log().matches("Accepted publickey").count()
     }
 
+    /// Put a different host key for this box in known_hosts (a rebuilt box, or a MITM).
+    pub fn known_hosts_with_impostor(&self) {
+        let impostor = self.path("impostor");
+        keygen(&impostor, "ed25519");
+        let pubkey = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
+        let mut w = pubkey.split_whitespace();
+        std::fs::write(
+            &self.known_hosts,
+            format!(
+                "[127.0.0.1]:{} {} {}\n",
+                self.port,
+                w.next().unwrap(),
+                w.next().unwrap()
+            ),
+        )
+        .unwrap();
+    }
+
     pub fn gpu_mode(&self, mode: &str) {
         std::fs::write(self.path("gpu/mode"), mode).unwrap();
     }
