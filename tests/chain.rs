@@ -310,3 +310,38 @@ fn slurm_alive_check_maps_job_states() {
     assert_eq!(v["verdict"], "INCOMPLETE", "{v}");
     assert!(v["detail"].as_str().unwrap().contains("COMPLETED"), "{v}");
 }
+
+#[test]
+fn tmux_chain_failing_middle_stage_and_term() {
+    let sshd = Sshd::start();
+    let (p, dir) = chain_profile(&sshd, "ctf", "tmux", "echo bad; exit 4", "");
+    assert_eq!(gp(&sshd, &["chain", "install"], &p).code, 0);
+    assert!(wait_for(Duration::from_secs(20), || status_of(&dir, "eval").is_some()
+        && !dir.join("chain.pid").exists()));
+    assert_eq!(status_of(&dir, "eval").as_deref(), Some("FAILED 4"));
+    assert_eq!(status_of(&dir, "summarise"), None);
+    assert!(!dir.join("DONE").exists());
+    // reinstall (the old chain is finished, so no --force needed), then TERM it
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("'echo bad; exit 4'", "'sleep 30'");
+    std::fs::write(&p, text).unwrap();
+    assert_eq!(gp(&sshd, &["chain", "install"], &p).code, 0);
+    assert_eq!(
+        status_of(&dir, "eval"),
+        None,
+        "old sentinels are cleared on a new install"
+    );
+    assert!(wait_for(Duration::from_secs(10), || dir.join("eval.pid").exists()));
+    let pid = std::fs::read_to_string(dir.join("chain.pid")).unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(wait_for(Duration::from_secs(10), || status_of(&dir, "eval").as_deref()
+        == Some("ABORTED")));
+    assert!(!dir.join("DONE").exists());
+}

@@ -455,3 +455,50 @@ fn cron_prints_crontab_and_systemd_units() {
     let out = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
     assert_eq!(out.code(), Some(2), "DIED (no session) through the cron line");
 }
+
+#[test]
+fn two_concurrent_ticks_never_resume_one_death_twice() {
+    let sshd = Sshd::start();
+    let b = sshd.box_dir();
+    let log = b.join("a2.log");
+    let marker = b.join("resumes.txt");
+    // the resume appends to a file on the box, then starts the job again
+    let job = format!(
+        "sh {} {} forever 0 0.3",
+        q(&fixtures().join("fake_train.sh").to_string_lossy()),
+        q(&log.to_string_lossy())
+    );
+    let resume = format!(
+        "echo resumed >> {} && tmux new-session -d -s train {}",
+        q(&marker.to_string_lossy()),
+        q(&job)
+    );
+    let p = sshd.run_profile(
+        "a2",
+        "train",
+        &format!(
+            "  resume: {}\n  auto_resume: true\n  max_restarts: 5\n  restart_cooldown: 100ms\n",
+            yd(&resume)
+        ),
+    );
+    std::fs::write(&log, "Epoch 1\n").unwrap();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let mut c = sshd.gpupatrol();
+            c.args(["tick", "--json", "-p"]).arg(&p);
+            std::thread::spawn(move || run(c, Duration::from_secs(60)))
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = handles.into_iter().map(|h| h.join().unwrap().one()).collect();
+    let resumed = results
+        .iter()
+        .filter(|j| j["action"].as_str().is_some_and(|a| a.starts_with("resumed")))
+        .count();
+    assert_eq!(resumed, 1, "{results:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().lines().count(), 1);
+    // the others saw the resumed run alive
+    assert!(
+        results.iter().filter(|j| j["verdict"] == "RUNNING").count() >= 1,
+        "{results:?}"
+    );
+}

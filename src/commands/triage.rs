@@ -291,3 +291,73 @@ async fn remote(path: &Path, json: bool, state_dir: Option<&Path>) -> Result<i32
         json,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::facts::{ArtifactFacts, sample};
+
+    fn profile() -> crate::profile::Profile {
+        crate::profile::parse(
+            Path::new("t.yaml"),
+            "name: t\nhost: h\njob:\n  alive: { tmux: t }\n  log: /l\n  stall_after: 10m\nartifacts:\n  - { path: /c }\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn frozen_log_with_fresh_checkpoints_is_block_buffered() {
+        let mut f = sample(100_000);
+        f.log.as_mut().unwrap().mtime = 100_000 - 3600;
+        f.artifacts = vec![Some(ArtifactFacts {
+            exists: true,
+            count: 3,
+            newer_than_log: true,
+        })];
+        let c = from_box(&f, &profile(), true).unwrap();
+        assert_eq!(c.class, Class::BlockBufferedStdout);
+    }
+
+    #[test]
+    fn busy_host_with_a_roomy_slice_is_a_noisy_neighbor() {
+        let mut f = sample(100_000);
+        f.cgroup.nproc = Some(64);
+        f.cgroup.cpu_quota = Some(4.0);
+        f.cgroup.loadavg1 = Some(70.0);
+        f.cgroup.mem_used_pct = Some(30.0);
+        assert_eq!(from_box(&f, &profile(), true).unwrap().class, Class::NoisyNeighbor);
+        f.cgroup.loadavg1 = Some(5.0);
+        assert!(
+            from_box(&f, &profile(), true).is_none(),
+            "our own load on our own slice is not a neighbor"
+        );
+    }
+
+    #[test]
+    fn thread_storm_on_a_small_quota_is_oversubscription() {
+        let mut f = sample(100_000);
+        f.cgroup.cpu_quota = Some(4.0);
+        f.cgroup.nproc = Some(64);
+        f.alive.threads = Some(200);
+        f.gpus = Gpus::Present {
+            gpus: vec![crate::probe::facts::Gpu {
+                index: 0,
+                util_pct: 12.0,
+                mem_used_mib: 1.0,
+                mem_total_mib: 2.0,
+                temp_c: None,
+            }],
+            samples: 3,
+        };
+        assert_eq!(
+            from_box(&f, &profile(), true).unwrap().class,
+            Class::ThreadOversubscription
+        );
+    }
+
+    #[test]
+    fn local_log_lines_keep_carriage_returns_for_the_cleaner() {
+        let l = log_lines("a\r\nb\n");
+        assert_eq!(l, vec!["a", "b", ""]);
+    }
+}

@@ -20,68 +20,7 @@ fn nl(nr: u64, text: &str) -> NumberedLine {
 }
 
 fn facts() -> Facts {
-    Facts {
-        now: NOW,
-        alive: Alive {
-            state: Liveness::Yes,
-            method: "tmux".into(),
-            why: None,
-            pid: Some(42),
-            running_for_s: Some(3600),
-            slurm: None,
-            slurm_final: None,
-            threads: None,
-        },
-        markers: Markers {
-            done_marker: Some(false),
-            ..Default::default()
-        },
-        log: Some(LogFacts {
-            status: LogStatus::Present,
-            size: 1000,
-            inode: 7,
-            mtime: NOW - 5,
-            start: 0,
-            rotated: false,
-            skipped: 0,
-            ends_with_newline: true,
-            last_len: 8,
-            lines: 4,
-            done_seen: false,
-            candidates: vec![nl(3, "Epoch 3 loss 1.0")],
-            tail: vec![nl(3, "Epoch 3 loss 1.0"), nl(4, "waiting...")],
-        }),
-        crash: CrashEvidence::default(),
-        artifacts: vec![Some(ArtifactFacts {
-            exists: true,
-            count: 1,
-            newer_than_log: false,
-        })],
-        disk: Some(Disk {
-            used_pct: Some(50.0),
-            inodes_used_pct: Some(10.0),
-            avail_kib: Some(1 << 20),
-        }),
-        gpus: Gpus::Present {
-            gpus: vec![Gpu {
-                index: 0,
-                util_pct: 97.0,
-                mem_used_mib: 70000.0,
-                mem_total_mib: 81920.0,
-                temp_c: Some(60.0),
-            }],
-            samples: 3,
-        },
-        cgroup: Cgroup {
-            oom_kills: Some(0),
-            mem_used_pct: Some(40.0),
-            ..Default::default()
-        },
-        wait: None,
-        dmesg: vec![],
-        chain: None,
-        problems: vec![],
-    }
+    crate::probe::facts::sample(NOW)
 }
 
 fn run(p: &Profile, prev: &State, f: Facts) -> Decision {
