@@ -657,7 +657,7 @@ fn read_cgroup(s: &Section) -> Cgroup {
 pub(crate) fn sample(now: i64) -> Facts {
     let nl = |nr: u64, text: &str| NumberedLine { nr, text: text.into() };
     Facts {
-        now: now,
+        now,
         alive: Alive {
             state: Liveness::Yes,
             method: "tmux".into(),
