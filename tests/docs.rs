@@ -58,3 +58,14 @@ fn example_profiles_are_valid() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn help_text_snapshot() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpupatrol"))
+        .arg("--help")
+        .env_remove("GPUPATROL_STATE_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&out.stdout));
+}
