@@ -384,3 +384,64 @@ fn several_profiles_run_concurrently_and_the_worst_wins() {
     assert!(lines[1].contains(" p-dead DIED no tmux session"), "{}", lines[1]);
     assert_eq!(sshd.accepted(), 2);
 }
+
+#[test]
+fn a_wedged_df_costs_one_section_not_the_tick() {
+    let sshd = Sshd::start();
+    // an NFS mount that hangs `df`: a df on the box's PATH that never returns
+    std::fs::write(sshd.path("bin/df"), "#!/bin/sh\nsleep 3600\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(sshd.path("bin/df"))
+        .status()
+        .unwrap();
+    let p = simple_profile(&sshd, "nfs");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("section_timeout: 5s", "section_timeout: 2s")
+        + &format!("data_mount: {}\n", yq(&sshd.box_dir().to_string_lossy()));
+    std::fs::write(&p, text).unwrap();
+    let r = tick_json(&sshd, &p);
+    let j = r.one();
+    assert_eq!(j["verdict"], "RUNNING", "{j}");
+    assert_eq!(r.code, 1);
+    assert!(j["warnings"].to_string().contains("disk: timed out on the box"), "{j}");
+    assert!(j["disk"].is_null());
+    assert_eq!(j["progress"]["step"], 2, "the rest of the tick still counts");
+    assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
+}
+
+#[test]
+fn sigint_mid_tick_exits_promptly_with_3() {
+    let sshd = Sshd::start();
+    sshd.gpu_mode("hang");
+    let p = simple_profile(&sshd, "int");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("section_timeout: 5s", "section_timeout: 15s");
+    std::fs::write(&p, text).unwrap();
+    let mut c = sshd.gpupatrol();
+    c.args(["tick", "-p"]).arg(&p);
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "did not exit after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3));
+}
