@@ -650,12 +650,13 @@ fn crash_of(facts: &Facts, oom_rose: bool, slurm_state: Option<&str>) -> Option<
     }
     let slurm_says_oom = slurm_state.is_some_and(|s| s.starts_with("OUT_OF_MEMORY"));
     let signature = triage::has_crash_signature(&lines);
-    if !signature && !oom_rose && !slurm_says_oom {
+    let killed = facts.recorded_exit_code() == Some(137);
+    if !signature && !oom_rose && !slurm_says_oom && !killed {
         return None;
     }
     let ctx = triage::Context {
         oom_kill_rose: oom_rose || slurm_says_oom,
-        exit_code: None,
+        exit_code: facts.recorded_exit_code(),
         disk_used_pct: facts.disk.as_ref().and_then(|d| d.used_pct),
         inodes_used_pct: facts.disk.as_ref().and_then(|d| d.inodes_used_pct),
     };

@@ -239,7 +239,7 @@ async fn remote(path: &Path, json: bool, state_dir: Option<&Path>) -> Result<i32
     let ctx = triage::Context {
         oom_kill_rose: oom_rose
             || (f.alive.state != crate::probe::facts::Liveness::Yes && f.cgroup.oom_kills.is_some_and(|k| k > 0)),
-        exit_code: None,
+        exit_code: f.recorded_exit_code(),
         disk_used_pct: f.disk.as_ref().and_then(|d| d.used_pct),
         inodes_used_pct: f.disk.as_ref().and_then(|d| d.inodes_used_pct),
     };

@@ -316,3 +316,40 @@ fn every_row_has_a_name_and_the_table_ends_with_otherwise() {
     assert_eq!(TABLE.last().unwrap().0, "otherwise");
     assert!(TABLE.len() >= 12);
 }
+
+#[test]
+fn a_chain_stage_killed_with_137_is_cgroup_oom() {
+    use crate::probe::facts::{ChainFacts, StageFacts, StageState};
+    let p = profile::parse(
+        Path::new("t.yaml"),
+        "name: t\nhost: h\nchain:\n  dir: /c\n  stages:\n    - { name: train, run: 'python train.py' }\n",
+    )
+    .unwrap();
+    let mut f = facts();
+    f.alive.state = Liveness::Unknown;
+    f.chain = Some(ChainFacts {
+        present: true,
+        alive: false,
+        pid: None,
+        done: false,
+        stages: vec![StageFacts {
+            name: "train".into(),
+            state: StageState::Failed(137),
+            heartbeat_age_s: Some(5),
+            result: None,
+            slurm: None,
+        }],
+    });
+    let d = run(&p, &State::new("t"), f);
+    assert_eq!(d.verdict, Verdict::Crashed);
+    assert_eq!(d.crash.unwrap().class, Class::CgroupOom);
+}
+
+#[test]
+fn slurm_exit_signal_reads_as_128_plus() {
+    let mut f = facts();
+    f.alive.slurm_final = Some("42 FAILED 0:9 NonZeroExitCode".into());
+    assert_eq!(f.recorded_exit_code(), Some(137));
+    f.alive.slurm_final = Some("42 FAILED 3:0 NonZeroExitCode".into());
+    assert_eq!(f.recorded_exit_code(), Some(3));
+}

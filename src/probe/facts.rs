@@ -287,6 +287,25 @@ pub struct Facts {
     pub problems: Vec<String>,
 }
 
+impl Facts {
+    /// The run's exit status when something recorded it: a FAILED chain
+    /// stage, or Slurm's `EXIT:SIGNAL` (a signal n reads as 128+n).
+    pub fn recorded_exit_code(&self) -> Option<i32> {
+        if let Some(c) = &self.chain
+            && let Some(code) = c.stages.iter().find_map(|s| match s.state {
+                StageState::Failed(code) => Some(code),
+                _ => None,
+            })
+        {
+            return Some(code);
+        }
+        let f = self.alive.slurm_final.as_deref()?;
+        let (exit, signal) = f.split(' ').nth(2)?.split_once(':')?;
+        let (exit, signal): (i32, i32) = (exit.parse().ok()?, signal.parse().ok()?);
+        Some(if signal != 0 { 128 + signal } else { exit })
+    }
+}
+
 /// Read facts from parsed frames. Fails only when the essentials (`now`,
 /// `alive`) are unusable: without the box's clock and an alive answer no
 /// verdict can be honest.
