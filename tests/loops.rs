@@ -124,39 +124,22 @@ fn wait_pattern_is_literal_text_in_the_run_log() {
             yq(&log.to_string_lossy())
         ),
     );
+    let wait_for_text = || {
+        let args = [
+            "--pattern",
+            "stage a|b \"x\" $(id)",
+            "--interval",
+            "200ms",
+            "--max-ticks",
+            "2",
+        ];
+        run(wait_cmd(&sshd, &p, &args), Duration::from_secs(20))
+    };
     // as a regex `stage a|b "x"` would match "stage a"; as text it must not
-    let r = run(
-        wait_cmd(
-            &sshd,
-            &p,
-            &[
-                "--pattern",
-                "stage a|b \"x\" $(id)",
-                "--interval",
-                "200ms",
-                "--max-ticks",
-                "2",
-            ],
-        ),
-        Duration::from_secs(20),
-    );
+    let r = wait_for_text();
     assert_eq!(r.code, 1, "{}", r.stdout);
     std::fs::write(&log, "Epoch 1\nstage a done\nstage a|b \"x\" $(id)\n").unwrap();
-    let r = run(
-        wait_cmd(
-            &sshd,
-            &p,
-            &[
-                "--pattern",
-                "stage a|b \"x\" $(id)",
-                "--interval",
-                "200ms",
-                "--max-ticks",
-                "2",
-            ],
-        ),
-        Duration::from_secs(20),
-    );
+    let r = wait_for_text();
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
 

@@ -294,37 +294,8 @@ fn sigterm_mid_tick_exits_promptly_with_state_intact() {
     assert_eq!(tick_json(&sshd, &p).one()["verdict"], "RUNNING");
     let state_path = sshd.state_dir().join("sig.json");
     let before = std::fs::read(&state_path).unwrap();
-    sshd.gpu_mode("hang");
-    let text = std::fs::read_to_string(&p)
-        .unwrap()
-        .replace("section_timeout: 5s", "section_timeout: 15s");
-    std::fs::write(&p, text).unwrap();
-    let mut c = sshd.gpupatrol();
-    c.args(["tick", "-p"]).arg(&p);
-    let mut child = c
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let t = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(5), "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, err) = signal_mid_tick(&sshd, &p, "-TERM");
     assert_eq!(status.code(), Some(3));
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("SIGTERM"), "{err}");
     assert_eq!(
         std::fs::read(&state_path).unwrap(),
@@ -414,24 +385,32 @@ fn a_wedged_df_costs_one_section_not_the_tick() {
 #[test]
 fn sigint_mid_tick_exits_promptly_with_3() {
     let sshd = Sshd::start();
-    sshd.gpu_mode("hang");
     let p = simple_profile(&sshd, "int");
-    let text = std::fs::read_to_string(&p)
+    let (status, err) = signal_mid_tick(&sshd, &p, "-INT");
+    assert_eq!(status.code(), Some(3));
+    assert!(err.contains("SIGINT"), "{err}");
+}
+
+/// Start a tick that hangs in the gpu section, send `sig` after 1.5 s, and
+/// return its exit status (bounded: fails the test past 5 s) and stderr.
+fn signal_mid_tick(sshd: &Sshd, p: &std::path::Path, sig: &str) -> (std::process::ExitStatus, String) {
+    sshd.gpu_mode("hang");
+    let text = std::fs::read_to_string(p)
         .unwrap()
         .replace("section_timeout: 5s", "section_timeout: 15s");
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(p, text).unwrap();
     let mut c = sshd.gpupatrol();
-    c.args(["tick", "-p"]).arg(&p);
+    c.args(["tick", "-p"]).arg(p);
     let mut child = c
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
     assert!(
         std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([sig, &child.id().to_string()])
             .status()
             .unwrap()
             .success()
@@ -440,8 +419,10 @@ fn sigint_mid_tick_exits_promptly_with_3() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "did not exit after SIGINT");
+        assert!(t.elapsed() < Duration::from_secs(5), "did not exit after {sig}");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(3));
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, err)
 }

@@ -247,25 +247,15 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
         out.push(check(label, status, detail, exit_codes::CRITICAL));
     }
     let df = |tag: &str| {
-        lines.iter().find_map(|l| l.strip_prefix(tag)).and_then(|l| {
-            let toks: Vec<&str> = l.split_whitespace().collect();
-            let i = toks
-                .iter()
-                .position(|t| t.ends_with('%') && t[..t.len() - 1].parse::<u64>().is_ok())?;
-            (i >= 3).then(|| {
-                (
-                    toks[i - 1].parse::<u64>().ok(),
-                    toks[i].trim_end_matches('%').parse::<f64>().ok(),
-                )
-            })
-        })
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(tag))
+            .and_then(crate::probe::facts::df_line)
     };
     if let Some(mount) = &p.data_mount {
         match df("b ") {
-            Some((avail, Some(pct))) => {
-                let free = avail
-                    .map(|k| format!("{:.1} GiB free", k as f64 / 1024.0 / 1024.0))
-                    .unwrap_or_default();
+            Some((pct, avail)) => {
+                let free = format!("{:.1} GiB free", avail as f64 / 1024.0 / 1024.0);
                 let st = if pct >= p.thresholds.disk_pct {
                     Status::Warn
                 } else {
@@ -286,7 +276,7 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
             )),
         }
         match df("i ") {
-            Some((avail, Some(pct))) => {
+            Some((pct, avail)) => {
                 let st = if pct >= p.thresholds.inodes_pct {
                     Status::Warn
                 } else {
@@ -295,7 +285,7 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
                 out.push(check(
                     "inodes",
                     st,
-                    format!("{pct:.0}% used, {} free", avail.unwrap_or(0)),
+                    format!("{pct:.0}% used, {avail} free"),
                     exit_codes::WARNING,
                 ));
             }

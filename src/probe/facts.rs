@@ -523,7 +523,7 @@ fn read_crash(s: &Section) -> CrashEvidence {
 
 /// `df -P` line: the first `NN%` token is the capacity; the three numbers
 /// before it are size, used, available (a filesystem name may hold spaces).
-fn df_line(line: &str) -> Option<(f64, u64)> {
+pub fn df_line(line: &str) -> Option<(f64, u64)> {
     let toks: Vec<&str> = line.split_whitespace().collect();
     let pct_at = toks
         .iter()
