@@ -256,6 +256,13 @@ fn yaml_error(file: &Path, text: &str, e: &serde_saphyr::Error) -> Error {
     if let Some(stripped) = message.strip_prefix("error: ") {
         message = stripped.to_string();
     }
+    // We print file:line: ourselves; drop the crate's own "line N column M: ".
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some((_, after)) = rest.split_once(": ")
+        && rest.split(':').next().is_some_and(|loc| loc.contains(" column "))
+    {
+        message = after.to_string();
+    }
     let key = key_at_line(text, line).unwrap_or_else(|| "(document)".into());
     let message = if message.contains("unknown field") {
         format!("{message} (unknown keys are errors, not ignored)")
