@@ -372,9 +372,14 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         None => {}
     }
     if let (Some(size), Some(inode)) = (facts.markers.master_size, facts.markers.master_inode) {
+        if inode != prev.master.inode || size < prev.master.offset {
+            // a new or truncated master log: what we saw in the old one is gone
+            next.master_done_seen = false;
+        }
         next.master.offset = size;
         next.master.inode = inode;
     }
+    next.master_done_seen |= facts.markers.master_done == Some(true);
 
     let stalled_for = if profile.job.progress.is_some() {
         match next.progress.advanced_at {
@@ -387,10 +392,7 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
 
     // ---- done, artifacts ----------------------------------------------
     let chain_done = profile.job.done_marker.is_none() && facts.chain.as_ref().is_some_and(|c| c.done);
-    let done = facts.markers.done_marker == Some(true)
-        || next.done_seen
-        || facts.markers.master_done == Some(true)
-        || chain_done;
+    let done = facts.markers.done_marker == Some(true) || next.done_seen || next.master_done_seen || chain_done;
     let mut short = Vec::new();
     let mut checkpoints_advance = false;
     for (a, f) in profile.artifacts.iter().zip(&facts.artifacts) {

@@ -52,6 +52,8 @@ pub struct State {
     pub progress: Progress,
     /// `done_pattern` was seen in the per-run log (it is scanned incrementally).
     pub done_seen: bool,
+    /// `done_pattern` was seen in the master log (also scanned incrementally).
+    pub master_done_seen: bool,
     /// Box clock of the first tick that saw this run (stall clock before any step).
     pub first_seen: Option<i64>,
     pub oom_kills: Option<u64>,

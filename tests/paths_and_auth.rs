@@ -102,6 +102,15 @@ fn pidfile_alive_and_done_text_in_the_master_log() {
     let _ = job.wait();
     std::fs::write(&master, "run A: Training completed\nrun B: Training completed\n").unwrap();
     assert_eq!(tick_json(&sshd, &p).one()["verdict"], "DONE");
+    // the master log goes on (another run appends); DONE stays DONE
+    std::fs::write(
+        &master,
+        "run A: Training completed\nrun B: Training completed\nrun C: Epoch 1\n",
+    )
+    .unwrap();
+    let j = tick_json(&sshd, &p).one();
+    assert_eq!(j["verdict"], "DONE", "{j}");
+    assert_eq!(j["changed"], false);
 }
 
 #[test]

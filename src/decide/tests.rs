@@ -353,3 +353,29 @@ fn slurm_exit_signal_reads_as_128_plus() {
     f.alive.slurm_final = Some("42 FAILED 3:0 NonZeroExitCode".into());
     assert_eq!(f.recorded_exit_code(), Some(3));
 }
+
+#[test]
+fn done_text_in_the_master_log_is_remembered() {
+    let p = profile("  master_log: /m\n  done_pattern: 'run B done'\n");
+    let mut f = facts();
+    f.artifacts = vec![Some(ArtifactFacts {
+        exists: true,
+        count: 3,
+        newer_than_log: false,
+    })];
+    f.markers.master_done = Some(true);
+    f.markers.master_size = Some(100);
+    f.markers.master_inode = Some(9);
+    let d = run(&p, &State::new("t"), f.clone());
+    assert_eq!(d.verdict, Verdict::Done);
+    // next tick: nothing new in the master log
+    f.markers.master_done = Some(false);
+    f.markers.master_size = Some(120);
+    let d2 = run(&p, &d.next, f.clone());
+    assert_eq!(d2.verdict, Verdict::Done, "DONE must not flip back");
+    // a new master log (new inode) forgets it
+    f.markers.master_inode = Some(10);
+    f.markers.master_size = Some(5);
+    let d3 = run(&p, &d2.next, f);
+    assert_ne!(d3.verdict, Verdict::Done);
+}
