@@ -335,7 +335,10 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
             };
             next.log.inode = log.inode;
             if log.rotated || (prev.log.inode != 0 && prev.log.inode != log.inode) {
+                // a new log is a new run: its stall clock starts now
                 next.done_seen = false;
+                next.progress = Default::default();
+                next.first_seen = Some(now);
             }
             next.done_seen |= log.done_seen;
             // An unfinished last line ("Epoch 2000" on its way to "Epoch

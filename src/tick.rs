@@ -137,6 +137,8 @@ pub async fn run_with(profile: &Profile, store: &Store, extras: &Extras) -> Tick
                     match c.exec(PROBE_COMMAND, resume::script(profile).as_bytes(), limits).await {
                         Ok(out) if out.exit_status == Some(0) => {
                             decision.next.restarts.push(f.now);
+                            // the resumed run gets a full stall_after to print its first step
+                            decision.next.progress.advanced_at = Some(f.now);
                             format!("resumed (restart {n}/{max}) with job.resume")
                         }
                         Ok(out) => {

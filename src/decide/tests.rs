@@ -379,3 +379,17 @@ fn done_text_in_the_master_log_is_remembered() {
     let d3 = run(&p, &d2.next, f);
     assert_ne!(d3.verdict, Verdict::Done);
 }
+
+#[test]
+fn a_new_log_restarts_the_stall_clock() {
+    let mut f = facts();
+    let log = f.log.as_mut().unwrap();
+    log.inode = 99; // rotated: a new run
+    log.rotated = true;
+    log.candidates.clear();
+    log.tail = vec![nl(1, "loading model...")];
+    let d = run(&profile(""), &seen(3, NOW - 7200), f);
+    assert_eq!(d.verdict, Verdict::Running, "{:?}", d.detail);
+    assert_eq!(d.progress.step, None);
+    assert_eq!(d.progress.stalled_for_s, Some(0));
+}

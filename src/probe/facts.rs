@@ -418,7 +418,11 @@ fn read_alive(s: &Section, now: i64) -> Result<Alive, String> {
     };
     let started: Option<i64> = s.get_num("started");
     let elapsed: Option<i64> = s.get_num("elapsed");
-    let running_for_s = elapsed.or_else(|| started.map(|t| now - t));
+    let slurm_elapsed = s
+        .get("slurm")
+        .and_then(|v| v.split(' ').nth(2))
+        .and_then(slurm_duration);
+    let running_for_s = elapsed.or_else(|| started.map(|t| now - t)).or(slurm_elapsed);
     Ok(Alive {
         state,
         method: s.get("method").unwrap_or("none").to_string(),
@@ -429,6 +433,22 @@ fn read_alive(s: &Section, now: i64) -> Result<Alive, String> {
         slurm_final: s.get("slurm_final").map(str::to_string),
         threads: s.get_num("threads"),
     })
+}
+
+/// Slurm's elapsed time: `[D-]HH:MM:SS`, `MM:SS` or `SS`.
+pub fn slurm_duration(v: &str) -> Option<i64> {
+    let (days, rest) = match v.split_once('-') {
+        Some((d, r)) => (d.parse::<i64>().ok()?, r),
+        None => (0, v),
+    };
+    let parts: Vec<i64> = rest.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let secs = match parts.as_slice() {
+        [h, m, s] => h * 3600 + m * 60 + s,
+        [m, s] => m * 60 + s,
+        [s] => *s,
+        _ => return None,
+    };
+    Some(days * 86400 + secs)
 }
 
 fn read_markers(s: &Section) -> Markers {
@@ -750,6 +770,15 @@ mod tests {
         assert_eq!(avail, 251939645);
         assert!(df_line("my fs 100 90 10 90% /mnt/my data").is_some());
         assert!(df_line("overlay - - - - /").is_none());
+    }
+
+    #[test]
+    fn slurm_elapsed_formats() {
+        assert_eq!(slurm_duration("1-02:03:04"), Some(86400 + 7384));
+        assert_eq!(slurm_duration("02:03:04"), Some(7384));
+        assert_eq!(slurm_duration("03:04"), Some(184));
+        assert_eq!(slurm_duration("7"), Some(7));
+        assert_eq!(slurm_duration("INVALID"), None);
     }
 
     #[test]
