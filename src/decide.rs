@@ -47,7 +47,6 @@ pub struct ProgressView {
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub verdict: Verdict,
-    pub severity: Severity,
     pub remediation: String,
     /// Which table row decided.
     pub rule: &'static str,
@@ -56,7 +55,16 @@ pub struct Decision {
     pub warnings: Vec<String>,
     pub crash: Option<Crash>,
     pub progress: ProgressView,
+    /// The cgroup oom_kill counter rose since the previous tick.
+    pub oom_rose: bool,
     pub next: State,
+}
+
+impl Decision {
+    /// Derived, never stored: the verdict's severity, raised by warnings.
+    pub fn severity(&self) -> Severity {
+        self.verdict.severity(!self.warnings.is_empty())
+    }
 }
 
 /// Everything a table row may look at.
@@ -282,7 +290,6 @@ fn failed(_profile: &Profile, prev: &State, verdict: Verdict, message: &str, ts:
     });
     Decision {
         verdict,
-        severity: verdict.base_severity(),
         remediation: verdict.remediation().to_string(),
         rule: "transport or probe failure (decided before the table)",
         detail: Some(message.to_string()),
@@ -293,6 +300,7 @@ fn failed(_profile: &Profile, prev: &State, verdict: Verdict, message: &str, ts:
             line: prev.progress.line.clone(),
             ..Default::default()
         },
+        oom_rose: false,
         next,
     }
 }
@@ -531,10 +539,6 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
         warnings.push(w);
     }
     let verdict = outcome.verdict;
-    let mut severity = verdict.base_severity();
-    if severity == Severity::Ok && !warnings.is_empty() {
-        severity = Severity::Warning;
-    }
     let crash = if verdict == Verdict::Crashed { ctx.crash } else { None };
     let remediation = match &crash {
         Some(c) => c.class.remediation().to_string(),
@@ -568,13 +572,13 @@ fn from_facts(profile: &Profile, prev: &State, facts: &Facts, ts: &str) -> Decis
     });
     Decision {
         verdict,
-        severity,
         remediation,
         rule,
         detail: outcome.detail,
         warnings,
         crash,
         progress,
+        oom_rose,
         next,
     }
 }

@@ -45,7 +45,7 @@ pub async fn run(cli: Cli) -> i32 {
                     Command::Cron(a) => commands::cron::run(a, sd),
                     Command::Triage(a) => commands::triage::run(a, sd).await,
                     Command::Doctor(a) => commands::doctor::run(a).await,
-                    Command::Chain(a) => commands::chain::run(a, sd).await,
+                    Command::Chain(a) => commands::chain::run(a).await,
                     Command::Handbook(a) => commands::handbook::run(a, sd),
                     Command::Demo(a) => commands::demo::run(a).await,
                     Command::Wait(_) | Command::Patrol(_) => unreachable!("handled above"),

@@ -113,8 +113,8 @@ pub fn build(i: Inputs) -> Report {
         ts: i.ts.to_string(),
         profile: i.profile.to_string(),
         verdict: d.verdict,
-        severity: d.severity,
-        exit_code: d.severity.exit_code(),
+        severity: d.severity(),
+        exit_code: d.severity().exit_code(),
         changed: i.previous != Some(d.verdict),
         previous: i.previous,
         remediation: d.remediation.clone(),
@@ -262,8 +262,11 @@ fn gpu_part(g: &Gpus) -> String {
 }
 
 impl Report {
-    /// Re-render the human line after `action` or `warnings` changed.
-    pub fn rerender(&mut self, facts: Option<&Facts>, d: &Decision) {
+    /// After `action` or `warnings` changed: derive the severity and exit
+    /// code again and re-render the human line.
+    pub fn refresh(&mut self, facts: Option<&Facts>, d: &Decision) {
+        self.severity = self.verdict.severity(!self.warnings.is_empty());
+        self.exit_code = self.severity.exit_code();
         self.line = line(self, facts, d);
     }
 }

@@ -11,8 +11,6 @@ use crate::state::State;
 use crate::triage::Class;
 use crate::verdict::Verdict;
 
-const LIB: &str = include_str!("../templates/probe_lib.sh");
-
 /// What to do about a dead run this tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -91,7 +89,7 @@ pub fn script(profile: &Profile) -> String {
         "GP_RESUME_LOG",
         &format!(".gpupatrol-resume-{}.log", profile.name),
     ));
-    s.push_str(&export("GP_LIB", LIB));
+    s.push_str(&export("GP_LIB", crate::probe::script::LIB));
     s.push_str(include_str!("../templates/resume.sh"));
     s
 }

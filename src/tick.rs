@@ -12,7 +12,6 @@ use crate::report::{self, Report};
 use crate::resume::{self, Plan};
 use crate::state::Store;
 use crate::transport::{Conn, Failure, Limits, Transport};
-use crate::verdict::{Severity, Verdict};
 
 /// The command the probe runs under: the script arrives on stdin, so
 /// nothing of it (or of the profile) is in any process's argv. The
@@ -169,9 +168,6 @@ pub async fn run_with(profile: &Profile, store: &Store, extras: &Extras) -> Tick
     if let Some(w) = state_warning {
         decision.warnings.push(w);
     }
-    if decision.severity == Severity::Ok && !decision.warnings.is_empty() {
-        decision.severity = Severity::Warning;
-    }
     let facts = match obs {
         Observation::Facts(f) => Some(*f),
         _ => None,
@@ -204,16 +200,12 @@ pub async fn run_with(profile: &Profile, store: &Store, extras: &Extras) -> Tick
         report.warnings.push(format!("state not saved: {}", e.render()));
     }
     drop(lock);
-    report.rerender(facts.as_ref(), &decision);
+    report.refresh(facts.as_ref(), &decision);
     if let (true, Some(cfg)) = (alerting, alert_cfg)
         && let Some(problem) = crate::alert::send(cfg, &report, &report.line.clone()).await
     {
         report.warnings.push(problem);
-        report.rerender(facts.as_ref(), &decision);
-    }
-    if report.severity == Severity::Ok && !report.warnings.is_empty() {
-        report.severity = Severity::Warning;
-        report.exit_code = report.severity.exit_code();
+        report.refresh(facts.as_ref(), &decision);
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Tick {
@@ -263,20 +255,6 @@ pub fn worst_exit(reports: &[&Report]) -> i32 {
         .map(|r| r.exit_code)
         .max()
         .unwrap_or(crate::exit_codes::UNKNOWN)
-}
-
-/// Is this verdict the end of the run (nothing more to watch)?
-pub fn is_terminal(v: Verdict) -> bool {
-    matches!(
-        v,
-        Verdict::Done
-            | Verdict::Incomplete
-            | Verdict::Crashed
-            | Verdict::Died
-            | Verdict::Preempted
-            | Verdict::HostkeyMismatch
-            | Verdict::AuthFailed
-    )
 }
 
 /// With `GPUPATROL_TRACE_DIR` set, keep the last probe script and its raw

@@ -44,6 +44,23 @@ impl Severity {
 }
 
 impl Verdict {
+    /// Every verdict, in the contract's order.
+    pub const ALL: [Verdict; 13] = [
+        Verdict::Running,
+        Verdict::Pending,
+        Verdict::Done,
+        Verdict::Incomplete,
+        Verdict::Stalled,
+        Verdict::Timeout,
+        Verdict::Crashed,
+        Verdict::Died,
+        Verdict::Preempted,
+        Verdict::Unreachable,
+        Verdict::AuthFailed,
+        Verdict::HostkeyMismatch,
+        Verdict::ProbeError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Running => "RUNNING",
@@ -74,6 +91,28 @@ impl Verdict {
                 Severity::Unknown
             }
         }
+    }
+
+    /// The severity users see: an ok verdict with warnings is a warning.
+    pub fn severity(self, has_warnings: bool) -> Severity {
+        match self.base_severity() {
+            Severity::Ok if has_warnings => Severity::Warning,
+            s => s,
+        }
+    }
+
+    /// The end of the run: nothing more to watch (`patrol --until-terminal`).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Verdict::Done
+                | Verdict::Incomplete
+                | Verdict::Crashed
+                | Verdict::Died
+                | Verdict::Preempted
+                | Verdict::HostkeyMismatch
+                | Verdict::AuthFailed
+        )
     }
 
     /// A failure that a sentinel `wait` stops on.

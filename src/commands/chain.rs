@@ -3,7 +3,6 @@
 //! connection, the script travels on stdin: no scp/sftp) and starts it
 //! detached; `status` reads its sentinels.
 
-use std::path::Path;
 use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
@@ -101,7 +100,8 @@ fn installer(p: &Profile, force: bool) -> Result<String> {
     Ok(s)
 }
 
-pub async fn run(args: &ChainArgs, state_dir: Option<&Path>) -> Result<i32> {
+/// The chain keeps its state on the box, in its sentinels: no local state is read or written.
+pub async fn run(args: &ChainArgs) -> Result<i32> {
     let p = crate::profile::load(args.command.profile())?;
     match &args.command {
         ChainCommand::Render { .. } => {
@@ -109,7 +109,7 @@ pub async fn run(args: &ChainArgs, state_dir: Option<&Path>) -> Result<i32> {
             Ok(exit_codes::OK)
         }
         ChainCommand::Install { force, .. } => install(&p, *force).await,
-        ChainCommand::Status { json, oneline, .. } => status(&p, state_dir, *json, *oneline).await,
+        ChainCommand::Status { json, oneline, .. } => status(&p, *json, *oneline).await,
     }
 }
 
@@ -149,15 +149,14 @@ async fn install(p: &Profile, force: bool) -> Result<i32> {
 }
 
 /// Read the chain's sentinels in one connection (no state is changed).
-pub async fn read(p: &Profile, state_dir: Option<&Path>) -> Result<(ChainFacts, String)> {
+pub async fn read(p: &Profile) -> Result<(ChainFacts, String)> {
     chain_of(p)?;
-    let store = super::store(state_dir)?;
     let extras = Extras {
         only_sections: Some(vec!["chain"]),
         ..Default::default()
     };
-    let (prev, _) = store.load(&p.name);
-    let probe = crate::probe::script::render_with(p, &prev, &extras);
+    // only the chain section runs: no log offsets, so no state to read
+    let probe = crate::probe::script::render_with(p, &crate::state::State::new(&p.name), &extras);
     let t = Transport::for_profile(p).map_err(|f| Error::Other(format!("{}: {}", f.verdict(), f.message())))?;
     let limits = Limits {
         deadline: p.probe_timeout,
@@ -197,8 +196,8 @@ fn summary(c: &ChainFacts) -> &'static str {
     }
 }
 
-async fn status(p: &Profile, state_dir: Option<&Path>, json: bool, oneline: bool) -> Result<i32> {
-    let (c, ts) = read(p, state_dir).await?;
+async fn status(p: &Profile, json: bool, oneline: bool) -> Result<i32> {
+    let (c, ts) = read(p).await?;
     let sum = summary(&c);
     let code = match sum {
         "DONE" | "running" => exit_codes::OK,

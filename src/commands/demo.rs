@@ -86,7 +86,7 @@ async fn patrol(
         let t = crate::tick::run(profile, store).await;
         output::report(&t.report, json);
         seen.push(t.report.verdict);
-        if crate::tick::is_terminal(t.report.verdict) {
+        if t.report.verdict.is_terminal() {
             if let Some(c) = &t.report.crash
                 && !json
             {

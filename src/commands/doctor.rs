@@ -253,49 +253,22 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
             .and_then(crate::probe::facts::df_line)
     };
     if let Some(mount) = &p.data_mount {
-        match df("b ") {
-            Some((pct, avail)) => {
-                let free = format!("{:.1} GiB free", avail as f64 / 1024.0 / 1024.0);
-                let st = if pct >= p.thresholds.disk_pct {
-                    Status::Warn
-                } else {
-                    Status::Pass
-                };
-                out.push(check(
-                    "disk space",
-                    st,
-                    format!("{mount}: {pct:.0}% used, {free}"),
-                    exit_codes::WARNING,
-                ));
-            }
-            _ => out.push(check(
-                "disk space",
-                Status::Warn,
-                format!("{mount}: df gave no answer"),
-                exit_codes::WARNING,
-            )),
-        }
-        match df("i ") {
-            Some((pct, avail)) => {
-                let st = if pct >= p.thresholds.inodes_pct {
-                    Status::Warn
-                } else {
-                    Status::Pass
-                };
-                out.push(check(
-                    "inodes",
-                    st,
-                    format!("{pct:.0}% used, {avail} free"),
-                    exit_codes::WARNING,
-                ));
-            }
-            _ => out.push(check(
-                "inodes",
-                Status::Skip,
-                "this filesystem reports no inode counts",
-                0,
-            )),
-        }
+        out.push(df_check(
+            "disk space",
+            mount,
+            df("b "),
+            p.thresholds.disk_pct,
+            Status::Warn,
+            |kib| format!("{:.1} GiB free", kib as f64 / 1024.0 / 1024.0),
+        ));
+        out.push(df_check(
+            "inodes",
+            mount,
+            df("i "),
+            p.thresholds.inodes_pct,
+            Status::Skip,
+            |n| format!("{n} free"),
+        ));
     }
     if let Some(n) = lines.iter().find_map(|l| l.strip_prefix("gpus ")) {
         let st = if n.trim() == "0" { Status::Warn } else { Status::Pass };
@@ -317,6 +290,33 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
         ));
     }
     out
+}
+
+/// A disk or inode row from a parsed `df -P` line (used %, available).
+/// `missing`: what no answer means (a hung NFS df is worth a warning; a
+/// filesystem without inode counts is not).
+fn df_check(
+    name: &str,
+    mount: &str,
+    found: Option<(f64, u64)>,
+    limit: f64,
+    missing: Status,
+    free: impl Fn(u64) -> String,
+) -> Check {
+    match found {
+        Some((pct, avail)) => check(
+            name,
+            if pct >= limit { Status::Warn } else { Status::Pass },
+            format!("{mount}: {pct:.0}% used, {}", free(avail)),
+            exit_codes::WARNING,
+        ),
+        None => check(
+            name,
+            missing,
+            format!("{mount}: df gave no numbers"),
+            exit_codes::WARNING,
+        ),
+    }
 }
 
 pub fn exit_code(checks: &[Check]) -> i32 {

@@ -114,7 +114,7 @@ pub async fn run(args: &PatrolArgs, state_dir: Option<&std::path::Path>) -> Resu
                 } else {
                     output::line(&msg);
                 }
-            } else if args.until_terminal && tick::is_terminal(v) {
+            } else if args.until_terminal && v.is_terminal() {
                 active[*i] = false;
             }
         }

@@ -197,7 +197,6 @@ async fn remote(path: &Path, json: bool, state_dir: Option<&Path>) -> Result<i32
         )));
     }
     let store = super::store(state_dir)?;
-    let (prev, _) = store.load(&profile.name);
     let t = tick::run_with(
         &profile,
         &store,
@@ -235,7 +234,7 @@ async fn remote(path: &Path, json: bool, state_dir: Option<&Path>) -> Result<i32
         }
     }
     lines.extend(f.dmesg.iter().cloned());
-    let oom_rose = matches!((prev.oom_kills, f.cgroup.oom_kills), (Some(a), Some(b)) if b > a);
+    let oom_rose = t.decision.oom_rose;
     let ctx = triage::Context {
         oom_kill_rose: oom_rose
             || (f.alive.state != crate::probe::facts::Liveness::Yes && f.cgroup.oom_kills.is_some_and(|k| k > 0)),

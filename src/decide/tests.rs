@@ -54,7 +54,7 @@ fn row_done() {
     })];
     let d = run(&profile(""), &State::new("t"), f);
     assert_eq!(d.verdict, Verdict::Done);
-    assert_eq!(d.severity, Severity::Ok);
+    assert_eq!(d.severity(), Severity::Ok);
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn row_incomplete() {
     f.markers.done_marker = Some(true);
     let d = run(&profile(""), &State::new("t"), f);
     assert_eq!(d.verdict, Verdict::Incomplete);
-    assert_eq!(d.severity, Severity::Warning);
+    assert_eq!(d.severity(), Severity::Warning);
     assert!(d.detail.unwrap().contains("/r/ckpt 1/3"));
 }
 
@@ -100,7 +100,7 @@ fn row_pending() {
     f.alive.slurm = Some("123 PENDING 0:00 Priority".into());
     let d = run(&profile(""), &State::new("t"), f);
     assert_eq!(d.verdict, Verdict::Pending);
-    assert_eq!(d.severity, Severity::Ok);
+    assert_eq!(d.severity(), Severity::Ok);
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn row_died() {
     let d = run(&profile(""), &State::new("t"), f);
     assert_eq!(d.verdict, Verdict::Died);
     assert_eq!(d.detail.as_deref(), Some("no tmux session"));
-    assert_eq!(d.severity, Severity::Critical);
+    assert_eq!(d.severity(), Severity::Critical);
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn row_block_buffered_is_not_a_stall() {
     })];
     let d = run(&profile(""), &seen(3, NOW - 3600), f);
     assert_eq!(d.verdict, Verdict::Running);
-    assert_eq!(d.severity, Severity::Warning);
+    assert_eq!(d.severity(), Severity::Warning);
     assert!(d.warnings.iter().any(|w| w.contains("block_buffered_stdout")));
 }
 
@@ -229,7 +229,7 @@ fn row_running_and_progress_bookkeeping() {
     f.log.as_mut().unwrap().tail = vec![nl(3, "Epoch 5 loss 0.9"), nl(4, "Epoch 6 loss 0.8")];
     let d = run(&profile(""), &seen(3, NOW - 600), f);
     assert_eq!(d.verdict, Verdict::Running);
-    assert_eq!(d.severity, Severity::Ok);
+    assert_eq!(d.severity(), Severity::Ok);
     assert_eq!(d.progress.step, Some(6));
     assert_eq!(d.progress.delta, Some(3));
     assert!(d.progress.advanced_this_tick);
@@ -271,7 +271,7 @@ fn warnings_escalate_running_to_warning() {
     f.problems.push("gpu: timed out on the box".into());
     let d = run(&profile(""), &seen(3, NOW - 10), f);
     assert_eq!(d.verdict, Verdict::Running);
-    assert_eq!(d.severity, Severity::Warning);
+    assert_eq!(d.severity(), Severity::Warning);
     assert_eq!(d.warnings.len(), 4, "{:?}", d.warnings);
 }
 
@@ -306,7 +306,7 @@ fn transport_failure_keeps_offsets_and_counts() {
         "2026-11-24T12:00:00Z",
     );
     assert_eq!(d.verdict, Verdict::Unreachable);
-    assert_eq!(d.severity, Severity::Unknown);
+    assert_eq!(d.severity(), Severity::Unknown);
     assert_eq!(d.next.log, prev.log);
     assert_eq!(d.next.failures_in_a_row, 1);
 }

@@ -11,7 +11,8 @@ use crate::shell::{export, quote};
 use crate::state::State;
 use crate::tick::Extras;
 
-const LIB: &str = include_str!("../../templates/probe_lib.sh");
+/// The section library (also run by the guarded resume script).
+pub const LIB: &str = include_str!("../../templates/probe_lib.sh");
 const MAIN: &str = include_str!("../../templates/probe_main.sh");
 
 /// Most bytes one section may print on the box (the rest is cut and flagged).
