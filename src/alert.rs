@@ -1,8 +1,13 @@
-//! Alerts: when to send ([`due`], pure) and sending ([`send`]). An alert fires
-//! on a change into a warning, critical or unknown verdict, and again as a
-//! reminder while it stays critical, at most once per `alert.cooldown`; a
-//! box that flaps between two verdicts alerts once per cooldown. Report text
-//! reaches the command only through environment variables.
+//! Alerts: when to send ([`due`], pure) and sending ([`send`]). An alert
+//! fires when the verdict differs from the last one *delivered* (so it does
+//! not matter which command — tick, patrol, a waiter — saw the change first),
+//! at most once per `alert.cooldown` per profile across verdicts, unless the
+//! news is more urgent than what was last delivered; a critical or unknown
+//! verdict is reminded once per cooldown. Only a delivery that worked counts:
+//! a failed one is retried after a minute, then two, four… (capped at the
+//! cooldown). DONE alerts once; a return to ok after a delivered problem
+//! alerts once per cooldown. Report text reaches the command only through
+//! environment variables.
 
 use std::time::Duration;
 
@@ -11,8 +16,41 @@ use crate::report::Report;
 use crate::state::AlertState;
 use crate::verdict::Severity;
 
+/// How urgent a severity is for a person: a dead run beats a box we cannot see.
+fn urgency(s: Severity) -> u8 {
+    match s {
+        Severity::Ok => 0,
+        Severity::Warning => 1,
+        Severity::Unknown => 2,
+        Severity::Critical => 3,
+    }
+}
+
+/// How long to wait after the `n`th failed delivery in a row: a minute,
+/// doubling, capped at the cooldown (at most 30 minutes).
+pub fn retry_after(n: u32, cooldown: Duration) -> i64 {
+    let cap = cooldown.as_secs().min(1800) as i64;
+    let d = 60i64.saturating_mul(1i64 << n.saturating_sub(1).min(20));
+    d.min(cap)
+}
+
+/// The report warns of a failed GPU.
+fn gpu_hardware(r: &Report) -> bool {
+    r.warnings.iter().any(|w| w.starts_with("gpu_hardware:"))
+}
+
 /// Should this report alert? `now` is our clock (epoch s).
 pub fn due(cfg: &Alert, st: &AlertState, r: &Report, now: i64) -> bool {
+    // a delivery that keeps failing backs off (a webhook that is down, a
+    // command that delivers and then exits 1): no storm, whatever the news
+    if st.failures > 0 && st.retry_at.is_some_and(|t| now < t) {
+        return false;
+    }
+    // A failed GPU is news once, whatever the verdict and the cooldown (the
+    // run may still be RUNNING on the other GPUs).
+    if gpu_hardware(r) && !st.hardware_told {
+        return true;
+    }
     // A spent restart budget is news once, whatever the cooldown.
     let budget_news = r
         .action
@@ -22,31 +60,66 @@ pub fn due(cfg: &Alert, st: &AlertState, r: &Report, now: i64) -> bool {
     if budget_news {
         return true;
     }
-    if r.severity == Severity::Ok {
-        return false;
+    // the last attempt at this very news failed: try again now
+    if st.undelivered == Some(r.verdict) {
+        return true;
     }
     let cooldown = cfg.cooldown.as_secs() as i64;
     let cooled = st.last_at.is_none_or(|t| now - t >= cooldown);
-    let same_as_last = st.last_verdict == Some(r.verdict);
-    if r.changed && r.severity >= Severity::Warning {
-        // A new bad verdict alerts at once, unless it is the one we alerted
-        // about within the cooldown (flapping).
-        return !same_as_last || cooled;
+    if r.severity == Severity::Ok {
+        if st.last_verdict == Some(r.verdict) {
+            return false;
+        }
+        // the run finished: news once, at once
+        if r.verdict == crate::verdict::Verdict::Done {
+            return true;
+        }
+        // back to ok after a problem was delivered: once, after the cooldown
+        // (a run that flaps between RUNNING and STALLED alerts once per cooldown)
+        return cooled && st.last_severity.is_some_and(|s| s != Severity::Ok);
     }
-    // Unchanged: remind while critical, once per cooldown.
-    r.severity == Severity::Critical && cooled
+    if st.last_verdict != Some(r.verdict) {
+        // news: at once after the cooldown, or sooner when it is more urgent
+        // than what was last delivered (flapping between two bad verdicts
+        // alerts once per cooldown)
+        return cooled || urgency(r.severity) > st.last_severity.map(urgency).unwrap_or(0);
+    }
+    // the same verdict: remind while critical or unknown, once per cooldown
+    matches!(r.severity, Severity::Critical | Severity::Unknown) && cooled
 }
 
-/// Send: write the flag file and/or run the command (bounded to 30 s).
-/// Returns a problem to report, if any.
+/// Record an attempt in the alert state: a delivery that worked moves the
+/// bookkeeping on; one that failed leaves it, and the next attempt waits
+/// ([`retry_after`]).
+pub fn record(st: &mut AlertState, cfg: &Alert, r: &Report, now: i64, problem: Option<&str>) {
+    match problem {
+        None => {
+            st.last_at = Some(now);
+            st.last_verdict = Some(r.verdict);
+            st.last_severity = Some(r.severity);
+            st.last_action = r.action.clone();
+            st.undelivered = None;
+            st.failures = 0;
+            st.retry_at = None;
+            st.hardware_told = gpu_hardware(r);
+        }
+        Some(_) => {
+            st.undelivered = Some(r.verdict);
+            st.failures = st.failures.saturating_add(1);
+            st.retry_at = Some(now.saturating_add(retry_after(st.failures, cfg.cooldown)));
+        }
+    }
+}
+
+/// Send: write the flag file and/or run the command (bounded by
+/// `alert.timeout`; past it, its whole process group is killed). Returns a
+/// problem to report, if any.
 pub async fn send(cfg: &Alert, r: &Report, message: &str) -> Option<String> {
     let mut problems = Vec::new();
-    if let Some(flag) = &cfg.flag_file {
-        let tmp = flag.with_extension("tmp");
-        let res = std::fs::write(&tmp, format!("{message}\n")).and_then(|_| std::fs::rename(&tmp, flag));
-        if let Err(e) = res {
-            problems.push(format!("alert flag file {}: {e}", flag.display()));
-        }
+    if let Some(flag) = &cfg.flag_file
+        && let Err(e) = crate::fsutil::write_atomic(flag, format!("{message}\n").as_bytes())
+    {
+        problems.push(format!("flag file {}: {e}", flag.display()));
     }
     if let Some(cmd) = &cfg.command {
         let mut c = tokio::process::Command::new("sh");
@@ -63,21 +136,44 @@ pub async fn send(cfg: &Alert, r: &Report, message: &str) -> Option<String> {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // its own process group: a timeout kills all of it, not only `sh`
+            .process_group(0)
             .kill_on_drop(true);
         match c.spawn() {
-            Err(e) => problems.push(format!("alert command: {e}")),
-            Ok(mut child) => match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            Err(e) => problems.push(format!("command: {e}")),
+            Ok(mut child) => match tokio::time::timeout(cfg.timeout, child.wait()).await {
                 Ok(Ok(st)) if st.success() => {}
-                Ok(Ok(st)) => problems.push(format!("alert command exited {}", st.code().unwrap_or(-1))),
-                Ok(Err(e)) => problems.push(format!("alert command: {e}")),
+                Ok(Ok(st)) => problems.push(format!("command exited {}", st.code().unwrap_or(-1))),
+                Ok(Err(e)) => problems.push(format!("command: {e}")),
                 Err(_) => {
+                    if let Some(pid) = child.id() {
+                        kill_group(pid);
+                    }
                     let _ = child.kill().await;
-                    problems.push("alert command ran past 30s and was killed".into());
+                    problems.push(format!(
+                        "command ran past {} and was killed with its process group",
+                        crate::duration::human(cfg.timeout)
+                    ));
                 }
             },
         }
     }
-    (!problems.is_empty()).then(|| problems.join("; "))
+    (!problems.is_empty()).then(|| format!("alert: delivery failed: {}", problems.join("; ")))
+}
+
+/// SIGKILL the process group `pgid` (the alert command and everything it started).
+fn kill_group(pgid: u32) {
+    if pgid <= 1 {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    // let the group's processes be gone before we report
+    std::thread::sleep(Duration::from_millis(50));
 }
 
 #[cfg(test)]
@@ -90,6 +186,7 @@ mod tests {
             command: None,
             flag_file: None,
             cooldown: Duration::from_secs(900),
+            timeout: Duration::from_secs(30),
         }
     }
 
@@ -104,6 +201,7 @@ mod tests {
             previous: None,
             remediation: String::new(),
             warnings: vec![],
+            notes: vec![],
             detail: None,
             rule: "",
             progress: crate::report::ProgressJson {
@@ -118,7 +216,6 @@ mod tests {
             disk: None,
             cgroup: None,
             crash: None,
-            resume: None,
             action: None,
             transport: "ssh",
             connections: 1,
@@ -127,58 +224,169 @@ mod tests {
         }
     }
 
+    fn delivered(v: Verdict, at: i64) -> AlertState {
+        AlertState {
+            last_at: Some(at),
+            last_verdict: Some(v),
+            last_severity: Some(v.base_severity()),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn change_into_critical_alerts_then_reminds_once_per_cooldown() {
-        let mut st = AlertState::default();
+        let st = AlertState::default();
         assert!(due(&cfg(), &st, &rep(Verdict::Died, true), 1000));
-        st.last_at = Some(1000);
-        st.last_verdict = Some(Verdict::Died);
+        let st = delivered(Verdict::Died, 1000);
         assert!(!due(&cfg(), &st, &rep(Verdict::Died, false), 1100));
         assert!(due(&cfg(), &st, &rep(Verdict::Died, false), 1900));
     }
 
     #[test]
-    fn flapping_alerts_once_per_cooldown() {
-        let st = AlertState {
-            last_at: Some(1000),
-            last_verdict: Some(Verdict::Stalled),
-            last_action: None,
-        };
-        assert!(
-            !due(&cfg(), &st, &rep(Verdict::Stalled, true), 1200),
-            "back to STALLED within cooldown"
-        );
-        assert!(
-            due(&cfg(), &st, &rep(Verdict::Crashed, true), 1200),
-            "a different bad verdict alerts"
-        );
-        assert!(!due(&cfg(), &st, &rep(Verdict::Running, true), 1200), "ok never alerts");
+    fn a_failed_gpu_is_news_once_even_while_running() {
+        // RUNNING with a warning was delivered a minute ago; now a GPU is lost
+        let mut st = delivered(Verdict::Running, 1000);
+        st.last_severity = Some(Severity::Warning);
+        let mut r = rep(Verdict::Running, false);
+        r.severity = Severity::Warning;
+        r.warnings = vec!["gpu_hardware: 7 of the 8 GPUs seen earlier answer".into()];
+        assert!(due(&cfg(), &st, &r, 1060), "news, whatever the cooldown");
+        record(&mut st, &cfg(), &r, 1060, None);
+        assert!(!due(&cfg(), &st, &r, 1120), "once");
+        // gone, then back: news again
+        let mut ok = rep(Verdict::Running, false);
+        ok.severity = Severity::Warning;
+        ok.warnings = vec!["disk 91% used".into()];
+        record(&mut st, &cfg(), &ok, 2000, None);
+        assert!(due(&cfg(), &st, &r, 2010));
     }
 
     #[test]
-    fn warnings_alert_on_change_but_are_not_reminded() {
-        let st = AlertState {
-            last_at: Some(0),
-            last_verdict: Some(Verdict::Incomplete),
-            last_action: None,
-        };
-        assert!(!due(&cfg(), &st, &rep(Verdict::Incomplete, false), 5000));
+    fn flapping_between_two_bad_verdicts_alerts_once_per_cooldown() {
+        // DIED <-> UNREACHABLE six times in a second, cooldown 15m
+        let mut st = AlertState::default();
+        let mut sent = 0;
+        for (i, v) in [Verdict::Died, Verdict::Unreachable]
+            .iter()
+            .cycle()
+            .take(12)
+            .enumerate()
+        {
+            let r = rep(*v, true);
+            if due(&cfg(), &st, &r, 1000 + i as i64 / 6) {
+                record(&mut st, &cfg(), &r, 1000, None);
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 1);
+        // more urgent news beats the cooldown: unreachable, then the box is back and the run is dead
+        let st = delivered(Verdict::Unreachable, 1000);
+        assert!(due(&cfg(), &st, &rep(Verdict::Died, true), 1001));
+        // a different but not more urgent verdict waits for the cooldown
+        let st = delivered(Verdict::Died, 1000);
+        assert!(!due(&cfg(), &st, &rep(Verdict::Stalled, true), 1001));
+        assert!(due(&cfg(), &st, &rep(Verdict::Stalled, true), 1900));
+        assert!(
+            !due(&cfg(), &st, &rep(Verdict::Running, true), 1200),
+            "a recovery waits for the cooldown"
+        );
+        assert!(
+            due(&cfg(), &st, &rep(Verdict::Running, true), 1900),
+            "then says so once"
+        );
+        let st = delivered(Verdict::Running, 1000);
+        assert!(
+            !due(&cfg(), &st, &rep(Verdict::Running, false), 9000),
+            "ok is not reminded"
+        );
+    }
+
+    #[test]
+    fn the_change_is_news_whoever_saw_it_first() {
+        // a waiter recorded UNREACHABLE in the shared state: tick's report says
+        // "unchanged", but nothing about it was ever delivered
+        let st = delivered(Verdict::Running, 0);
+        assert!(due(&cfg(), &st, &rep(Verdict::Unreachable, false), 5000));
+    }
+
+    #[test]
+    fn a_failed_delivery_is_retried_and_unknown_is_reminded() {
+        let mut st = AlertState::default();
+        let r = rep(Verdict::Incomplete, true);
+        assert!(due(&cfg(), &st, &r, 1000));
+        record(
+            &mut st,
+            &cfg(),
+            &r,
+            1000,
+            Some("alert: delivery failed: command exited 1"),
+        );
+        assert_eq!(st.last_at, None, "a failure is not a delivery");
+        let again = rep(Verdict::Incomplete, false);
+        assert!(!due(&cfg(), &st, &again, 1001), "not at once: it backs off");
+        assert!(due(&cfg(), &st, &again, 1060), "retried after a minute");
+        record(&mut st, &cfg(), &again, 1060, None);
+        assert!(!due(&cfg(), &st, &again, 5000), "warnings are not reminded");
+        let st = delivered(Verdict::Unreachable, 1000);
+        assert!(!due(&cfg(), &st, &rep(Verdict::Unreachable, false), 1100));
+        assert!(
+            due(&cfg(), &st, &rep(Verdict::Unreachable, false), 1900),
+            "unknown is reminded"
+        );
     }
 
     #[test]
     fn a_spent_budget_alerts_once() {
         let mut r = rep(Verdict::Died, false);
         r.action = Some("restart budget spent (3/3 within 6h); not resuming".into());
-        let st = AlertState {
-            last_at: Some(1000),
-            last_verdict: Some(Verdict::Died),
-            last_action: None,
-        };
+        let st = delivered(Verdict::Died, 1000);
         assert!(due(&cfg(), &st, &r, 1001));
         let st = AlertState {
             last_action: r.action.clone(),
             ..st
         };
         assert!(!due(&cfg(), &st, &r, 1002));
+    }
+
+    #[test]
+    fn done_alerts_once_at_once_and_a_first_running_is_quiet() {
+        let st = delivered(Verdict::Stalled, 1000);
+        assert!(
+            due(&cfg(), &st, &rep(Verdict::Done, true), 1001),
+            "DONE beats the cooldown"
+        );
+        let st = delivered(Verdict::Done, 1001);
+        assert!(!due(&cfg(), &st, &rep(Verdict::Done, false), 99_999));
+        assert!(
+            !due(&cfg(), &AlertState::default(), &rep(Verdict::Running, true), 1000),
+            "nothing to recover from"
+        );
+        assert!(due(&cfg(), &AlertState::default(), &rep(Verdict::Done, true), 1000));
+    }
+
+    #[test]
+    fn failing_deliveries_back_off_to_the_cooldown() {
+        // a command that delivers and then exits 1, ticks every 90s for two hours
+        let mut st = AlertState::default();
+        let mut attempts = 0;
+        for i in 0..80 {
+            let now = 1000 + i * 90;
+            let r = rep(Verdict::Died, i == 0);
+            if due(&cfg(), &st, &r, now) {
+                attempts += 1;
+                record(
+                    &mut st,
+                    &cfg(),
+                    &r,
+                    now,
+                    Some("alert: delivery failed: command exited 1"),
+                );
+            }
+        }
+        // 60, 120, 240, 480, then every 900s (the cooldown): about 12, never 80
+        assert!((8..=14).contains(&attempts), "{attempts}");
+        assert_eq!(retry_after(1, Duration::from_secs(900)), 60);
+        assert_eq!(retry_after(30, Duration::from_secs(900)), 900);
+        assert_eq!(retry_after(30, Duration::from_secs(86_400)), 1800);
     }
 }

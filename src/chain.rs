@@ -127,14 +127,20 @@ pub fn stage_command(c: &Chain, s: &Stage) -> String {
 fn header(c: &Chain, profile: &str) -> String {
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
+    // the shared process helpers report through variables not every script reads
+    s.push_str("# shellcheck disable=SC2034\n");
     s.push_str(&format!(
         "# gpupatrol chain for profile {profile}: rendered by `gpupatrol chain render`.\n# A person can read and run it by hand: sh chain.sh\n"
     ));
     s.push_str(&format!("GP_DIR={}\n", quote(&c.dir)));
     s.push_str(&format!("GP_NOTIFY={}\n", quote(c.notify.as_deref().unwrap_or(""))));
     s.push_str(&format!("GP_HEARTBEAT={}\n", c.heartbeat.as_secs().max(1)));
+    s.push_str(PROC);
     s
 }
+
+/// The process helpers the chain, its installer and the probe share.
+pub const PROC: &str = include_str!("../templates/proc.sh");
 
 /// The whole `&&` chain as one POSIX sh script (nohup and tmux).
 pub fn render(c: &Chain, profile: &str) -> String {
@@ -170,9 +176,9 @@ pub fn render_slurm_stage(c: &Chain, profile: &str, st: &Stage, last: bool) -> S
         "# slurm stage {} (sbatch --dependency=afterok on the previous stage)\n",
         st.name
     ));
+    s.push_str("GP_SLURM_STAGE=1\n");
     s.push_str(include_str!("../templates/chain.sh"));
     s.push('\n');
-    s.push_str("rm -f \"$GP_DIR/chain.pid\"\n");
     let call = format!(
         "gp_stage {} {} {}",
         st.name,

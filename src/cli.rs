@@ -40,6 +40,45 @@ pub enum Command {
     Triage(TriageArgs),
     /// A self-contained demo on this machine: a simulated run patrolled through the real probe.
     Demo(DemoArgs),
+    /// Write a commented profile for a box, run the doctor checks, print the first tick.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The box: `[user@]host[:port]` (host may be a ~/.ssh/config alias).
+    #[arg(value_name = "[USER@]HOST[:PORT]")]
+    pub destination: String,
+    /// The platform the box is on: its defaults are written as visible keys.
+    #[arg(long, value_parser = ["vast", "runpod", "lambda", "slurm", "generic"], default_value = "generic")]
+    pub platform: String,
+    /// How to tell the run is alive: tmux:SESSION, pgrep:PATTERN, slurm:JOB, pidfile:PATH.
+    #[arg(long, value_name = "KIND:ARG")]
+    pub alive: Option<String>,
+    /// The run's own log on the box (progress and crash detection).
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<String>,
+    /// Jump hosts, as OpenSSH's -J: `[user@]host[:port][,...]`.
+    #[arg(short = 'J', long = "proxy-jump", value_name = "HOPS")]
+    pub proxy_jump: Option<String>,
+    /// The private key to log in with.
+    #[arg(short = 'i', long = "identity-file", value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
+    /// The known_hosts file to check (and, with --accept-new, record) the host key in.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record the box's host key on first contact (host_key_policy: accept-new).
+    #[arg(long)]
+    pub accept_new: bool,
+    /// The profile's name [default: from the host].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write the profile [default: ./NAME.yaml].
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -67,6 +106,9 @@ pub struct PatrolArgs {
     /// JSON Lines instead of the human line.
     #[arg(long)]
     pub json: bool,
+    /// Connections in flight at once (across all profiles).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +161,10 @@ pub struct TickArgs {
     /// One JSON object per profile (JSON Lines) instead of the human line.
     #[arg(long)]
     pub json: bool,
+    /// Connections in flight at once; each box's connect deadline starts when
+    /// its own connection does. Lines come out as each box finishes.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
 }
 
 #[derive(Debug, Args)]
@@ -196,9 +242,12 @@ pub enum ChainCommand {
     Install {
         #[command(flatten)]
         target: ChainTarget,
-        /// Stop a running chain first (TERM, then KILL after 10s), then start the new one.
+        /// Stop a running chain first (TERM, then KILL after 10s), then start the new one; also runs a finished or part-way chain again from its first stage.
         #[arg(long)]
         force: bool,
+        /// Run from this stage on, keeping the earlier stages' results (each must show SUCCESS).
+        #[arg(long, value_name = "STAGE")]
+        from: Option<String>,
     },
     /// Each stage's sentinel state, by the box's clock.
     Status {

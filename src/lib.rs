@@ -13,6 +13,7 @@ pub mod decide;
 pub mod duration;
 pub mod error;
 pub mod exit_codes;
+pub mod fsutil;
 pub mod output;
 pub mod probe;
 pub mod profile;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod resume;
 pub mod shell;
 pub mod state;
+pub mod text;
 pub mod tick;
 pub mod transport;
 pub mod triage;
@@ -48,6 +50,7 @@ pub async fn run(cli: Cli) -> i32 {
                     Command::Chain(a) => commands::chain::run(a).await,
                     Command::Handbook(a) => commands::handbook::run(a, sd),
                     Command::Demo(a) => commands::demo::run(a).await,
+                    Command::Init(a) => commands::init::run(a, sd).await,
                     Command::Wait(_) | Command::Patrol(_) => unreachable!("handled above"),
                 }
             };

@@ -31,6 +31,113 @@ pub enum HostKeyPolicy {
     AcceptNew,
 }
 
+/// One jump host as `proxy_jump` writes it: `[user@]host[:port]` or
+/// `ssh://[user@]host[:port]`; host may be a `~/.ssh/config` alias.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpSpec {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl std::fmt::Display for JumpSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            write!(f, "{}", self.host)?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parse a ProxyJump list (OpenSSH syntax, comma-separated hops). `none`
+/// is the empty list.
+pub fn parse_jumps(s: &str) -> std::result::Result<Vec<JumpSpec>, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for hop in s.split(',') {
+        let hop = hop.trim();
+        let bare = hop.strip_prefix("ssh://").unwrap_or(hop).trim_end_matches('/');
+        if bare.is_empty() {
+            return Err(format!("empty jump host in {s:?}"));
+        }
+        let (user, rest) = match bare.rsplit_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+            Some(_) => return Err(format!("empty user in jump host {hop:?}")),
+            None => (None, bare),
+        };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let Some((h, after)) = v6.split_once(']') else {
+                return Err(format!("unclosed [ in jump host {hop:?}"));
+            };
+            match after.strip_prefix(':') {
+                Some(p) => (h.to_string(), Some(p)),
+                None if after.is_empty() => (h.to_string(), None),
+                None => return Err(format!("text after ] in jump host {hop:?}")),
+            }
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (rest.to_string(), None),
+            }
+        };
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') {
+            return Err(format!("invalid host in jump host {hop:?}"));
+        }
+        let port = match port {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(format!("invalid port {p:?} in jump host {hop:?}")),
+            },
+        };
+        out.push(JumpSpec { user, host, port });
+    }
+    Ok(out)
+}
+
+/// RunPod's proxied SSH front door: a PTY and nothing else.
+pub const RUNPOD_PROXY: &str = "ssh.runpod.io is RunPod's proxied SSH: it gives a terminal (PTY) only and no exec channel, so no probe can run through it; use the pod's \"SSH over exposed TCP\" address instead (its public IP and the port mapped to 22, under Connect)";
+
+pub fn is_runpod_proxy(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    h == "ssh.runpod.io" || h.ends_with(".ssh.runpod.io")
+}
+
+/// The rental platform a box lives on: the defaults it implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Vast,
+    Runpod,
+    Lambda,
+    Slurm,
+    #[default]
+    Generic,
+}
+
+impl Platform {
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Vast => "vast",
+            Platform::Runpod => "runpod",
+            Platform::Lambda => "lambda",
+            Platform::Slurm => "slurm",
+            Platform::Generic => "generic",
+        }
+    }
+}
+
 /// How to tell whether the run is alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AliveCheck {
@@ -107,6 +214,8 @@ pub struct Alert {
     pub command: Option<String>,
     pub flag_file: Option<PathBuf>,
     pub cooldown: Duration,
+    /// How long the command may run before its whole process group is killed.
+    pub timeout: Duration,
 }
 
 /// A validated profile. Built only by [`load`] / [`parse`].
@@ -121,6 +230,15 @@ pub struct Profile {
     pub identity_file: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub ssh_config: Option<PathBuf>,
+    /// `proxy_jump`: `None` = not set (the ssh config decides), `Some([])` = `none`.
+    pub proxy_jump: Option<Vec<JumpSpec>>,
+    pub platform: Platform,
+    /// The platform's user: after the profile's `user` and the ssh config's User.
+    pub preset_user: Option<String>,
+    /// What the platform preset set (key, value, why), for `check`.
+    pub preset: Vec<(String, String, String)>,
+    /// Slurm: run the GPU/cgroup sections inside the job's allocation (`srun --overlap`).
+    pub slurm_node_probe: bool,
     pub host_key_policy: HostKeyPolicy,
     pub connect_timeout: Duration,
     pub keepalive_interval: Duration,
@@ -153,6 +271,9 @@ struct RawProfile {
     identity_file: Option<String>,
     known_hosts: Option<String>,
     ssh_config: Option<String>,
+    proxy_jump: Option<Spanned<String>>,
+    platform: Option<Spanned<Platform>>,
+    slurm: Option<RawSlurm>,
     host_key_policy: Option<HostKeyPolicy>,
     connect_timeout: Option<Spanned<String>>,
     keepalive_interval: Option<Spanned<String>>,
@@ -177,6 +298,13 @@ struct RawAlert {
     command: Option<Spanned<String>>,
     flag_file: Option<String>,
     cooldown: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlurm {
+    node_probe: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,6 +517,61 @@ impl Validator<'_> {
         {
             return Err(self.err(h.referenced.line(), "host", format!("invalid host {:?}", h.value)));
         }
+        if let Some(h) = &raw.host
+            && is_runpod_proxy(&h.value)
+        {
+            return Err(self.err(h.referenced.line(), "host", RUNPOD_PROXY));
+        }
+        let proxy_jump = match &raw.proxy_jump {
+            None => None,
+            Some(j) => Some(parse_jumps(&j.value).map_err(|m| self.err(j.referenced.line(), "proxy_jump", m))?),
+        };
+        if transport == TransportKind::Local
+            && let Some(j) = &raw.proxy_jump
+        {
+            return Err(self.err(
+                j.referenced.line(),
+                "proxy_jump",
+                "transport local runs on this machine: there is no host to jump to",
+            ));
+        }
+        let platform = raw.platform.as_ref().map(|p| p.value).unwrap_or_default();
+        let mut preset: Vec<(String, String, String)> = Vec::new();
+        let mut set = |key: &str, value: &str, why: &str| {
+            preset.push((key.to_string(), value.to_string(), why.to_string()));
+            Some(value.to_string())
+        };
+        // the platform's user comes after the ssh config's User (where the
+        // config names one for the host, it wins), never over the profile's
+        let preset_user = raw.user.is_none().then_some(()).and_then(|_| match platform {
+            Platform::Vast => set(
+                "user",
+                "root",
+                "vast.ai containers log you in as root; the ssh config's User wins",
+            ),
+            Platform::Runpod => set(
+                "user",
+                "root",
+                "RunPod pods log you in as root; the ssh config's User wins",
+            ),
+            Platform::Lambda => set(
+                "user",
+                "ubuntu",
+                "Lambda instances log you in as ubuntu; the ssh config's User wins",
+            ),
+            _ => None,
+        });
+        let has_log = raw.job.as_ref().is_some_and(|j| j.log.is_some());
+        let preset_mount = match (platform, &raw.data_mount, has_log) {
+            (Platform::Vast, None, false) => set("data_mount", "/workspace", "vast.ai's persistent volume"),
+            (Platform::Runpod, None, false) => set(
+                "data_mount",
+                "/workspace",
+                "RunPod's persistent volume (the container disk is not)",
+            ),
+            _ => None,
+        };
+        let slurm_node_probe = raw.slurm.as_ref().and_then(|s| s.node_probe).unwrap_or(true);
 
         let connect_timeout = self.dur(&raw.connect_timeout, "connect_timeout", Duration::from_secs(15))?;
         let keepalive_interval = self.dur(&raw.keepalive_interval, "keepalive_interval", Duration::from_secs(10))?;
@@ -411,14 +594,17 @@ impl Validator<'_> {
         }
 
         let (gpu_samples, gpu_interval) = match &raw.gpu {
-            None => (3, Duration::from_secs(1)),
+            None => (3, Duration::from_millis(400)),
             Some(g) => {
                 let samples = match &g.samples {
                     None => 3,
                     Some(s) if (1..=10).contains(&s.value) => s.value,
                     Some(s) => return Err(self.err(s.referenced.line(), "gpu.samples", "must be between 1 and 10")),
                 };
-                (samples, self.dur(&g.interval, "gpu.interval", Duration::from_secs(1))?)
+                (
+                    samples,
+                    self.dur(&g.interval, "gpu.interval", Duration::from_millis(400))?,
+                )
             }
         };
 
@@ -452,7 +638,7 @@ impl Validator<'_> {
             }
         }
 
-        let data_mount = raw.data_mount.or_else(|| {
+        let data_mount = raw.data_mount.or(preset_mount).or_else(|| {
             job.log.as_ref().map(|l| match l.rsplit_once('/') {
                 Some(("", _)) => "/".to_string(),
                 Some((dir, _)) => dir.to_string(),
@@ -474,6 +660,7 @@ impl Validator<'_> {
                 }
                 Some(Alert {
                     cooldown: self.dur(&a.cooldown, "alert.cooldown", Duration::from_secs(15 * 60))?,
+                    timeout: self.dur(&a.timeout, "alert.timeout", Duration::from_secs(30))?,
                     command: a.command.map(|c| c.value),
                     flag_file: a.flag_file.as_deref().map(|p| self.local_path(p)),
                 })
@@ -485,6 +672,17 @@ impl Validator<'_> {
             Some(c) => Some(self.chain(c, job.log.as_deref())?),
         };
         let data_mount = data_mount.or_else(|| chain.as_ref().map(|c| c.dir.clone()));
+        if platform == Platform::Slurm
+            && !matches!(job.alive, Some(AliveCheck::Slurm(_)))
+            && !chain.as_ref().is_some_and(|c| c.detach == crate::chain::Detach::Slurm)
+        {
+            let line = raw.platform.as_ref().map(|p| p.referenced.line()).unwrap_or(0);
+            return Err(self.err(
+                line,
+                "platform",
+                "platform slurm watches a Slurm job from its login node: give job.alive: { slurm: JOB_NAME_OR_ID } (or a chain with detach: slurm)",
+            ));
+        }
 
         Ok(Profile {
             chain,
@@ -495,9 +693,14 @@ impl Validator<'_> {
             host: raw.host.map(|h| h.value),
             port: raw.port,
             user: raw.user,
+            preset_user,
             identity_file: raw.identity_file.as_deref().map(|p| self.local_path(p)),
             known_hosts: raw.known_hosts.as_deref().map(|p| self.local_path(p)),
             ssh_config: raw.ssh_config.as_deref().map(|p| self.local_path(p)),
+            proxy_jump,
+            platform,
+            preset,
+            slurm_node_probe,
             host_key_policy: raw.host_key_policy.unwrap_or(HostKeyPolicy::Strict),
             connect_timeout,
             keepalive_interval,
@@ -654,6 +857,27 @@ impl Validator<'_> {
                 let check = set.into_iter().next().expect("one element");
                 if check.arg().is_empty() {
                     return Err(self.err(line, &format!("job.alive.{}", check.kind()), "must not be empty"));
+                }
+                if let AliveCheck::Slurm(n) = &check
+                    && n.contains([',', ' ', '\t', '\n'])
+                {
+                    return Err(self.err(
+                        line,
+                        "job.alive.slurm",
+                        format!("{n:?}: squeue -n reads a comma as a list and a space splits its output: watch this job by its id"),
+                    ));
+                }
+                if let AliveCheck::Tmux(n) = &check
+                    && n.contains(['.', ':'])
+                {
+                    return Err(self.err(
+                        line,
+                        "job.alive.tmux",
+                        format!(
+                            "{n:?}: tmux names such a session {:?} (it replaces '.' and ':' with '_'): write that",
+                            n.replace(['.', ':'], "_")
+                        ),
+                    ));
                 }
                 Some(check)
             }

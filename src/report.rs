@@ -17,15 +17,6 @@ pub struct ProgressJson {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct GpuJson {
-    pub index: u32,
-    pub util_pct: f64,
-    pub mem_used_mib: f64,
-    pub mem_total_mib: f64,
-    pub temp_c: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct DiskJson {
     pub used_pct: Option<f64>,
     pub inodes_used_pct: Option<f64>,
@@ -57,16 +48,18 @@ pub struct Report {
     pub previous: Option<Verdict>,
     pub remediation: String,
     pub warnings: Vec<String>,
+    /// Facts worth a word that do not raise the severity ("stale done marker").
+    pub notes: Vec<String>,
     pub detail: Option<String>,
     pub rule: &'static str,
     pub progress: ProgressJson,
     pub alive: Option<String>,
-    pub gpus: Vec<GpuJson>,
+    /// Every GPU, as the probe read it (the same fields as `probe::facts::Gpu`).
+    pub gpus: Vec<crate::probe::facts::Gpu>,
     pub gpu_status: &'static str,
     pub disk: Option<DiskJson>,
     pub cgroup: Option<CgroupJson>,
     pub crash: Option<CrashJson>,
-    pub resume: Option<String>,
     /// What gpupatrol did about it this tick (an auto-resume, or why not).
     pub action: Option<String>,
     pub transport: &'static str,
@@ -85,40 +78,40 @@ pub struct Inputs<'a> {
     pub transport: &'static str,
     pub connections: u32,
     pub elapsed_ms: u64,
-    pub resume: Option<&'a str>,
+    /// What gpupatrol did about it this tick (an auto-resume, or why not).
+    pub action: Option<&'a str>,
+    /// Warnings from outside the decision (state file, alert delivery).
+    pub extra_warnings: &'a [String],
 }
 
+/// The report of one tick, built once, from everything it tells.
 pub fn build(i: Inputs) -> Report {
     let d = i.decision;
+    let mut warnings = d.warnings.clone();
+    warnings.extend(i.extra_warnings.iter().cloned());
+    let severity = d.verdict.severity(!warnings.is_empty());
     let gpus = match i.facts.map(|f| &f.gpus) {
-        Some(Gpus::Present { gpus, .. }) => gpus
-            .iter()
-            .map(|g| GpuJson {
-                index: g.index,
-                util_pct: g.util_pct,
-                mem_used_mib: g.mem_used_mib,
-                mem_total_mib: g.mem_total_mib,
-                temp_c: g.temp_c,
-            })
-            .collect(),
+        Some(Gpus::Present { gpus, .. }) => gpus.clone(),
         _ => vec![],
     };
     let gpu_status = match i.facts.map(|f| &f.gpus) {
         Some(Gpus::Present { .. }) => "present",
         Some(Gpus::Absent) => "absent",
         Some(Gpus::Failed { .. }) => "failed",
+        Some(Gpus::NotVisible { .. }) => "not-visible",
         Some(Gpus::Unknown) | None => "unknown",
     };
     let mut r = Report {
         ts: i.ts.to_string(),
         profile: i.profile.to_string(),
         verdict: d.verdict,
-        severity: d.severity(),
-        exit_code: d.severity().exit_code(),
+        severity,
+        exit_code: severity.exit_code(),
         changed: i.previous != Some(d.verdict),
         previous: i.previous,
         remediation: d.remediation.clone(),
-        warnings: d.warnings.clone(),
+        warnings,
+        notes: d.notes.clone(),
         detail: d.detail.clone(),
         rule: d.rule,
         progress: ProgressJson {
@@ -144,8 +137,7 @@ pub fn build(i: Inputs) -> Report {
             evidence: c.evidence.clone(),
             excerpt: c.excerpt.clone(),
         }),
-        resume: i.resume.map(str::to_string),
-        action: None,
+        action: i.action.map(str::to_string),
         transport: i.transport,
         connections: i.connections,
         elapsed_ms: i.elapsed_ms,
@@ -174,7 +166,11 @@ fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
         match (r.progress.step, &d.progress.since) {
             (Some(step), Some(since)) if r.progress.delta.is_some() => {
                 let delta = r.progress.delta.unwrap_or(0);
-                words.push(format!("step {step} ({delta:+} since {})", hhmm(since)));
+                words.push(if delta == 0 {
+                    format!("step {step} (no new step since {})", hhmm(since))
+                } else {
+                    format!("step {step} ({delta:+} since {})", hhmm(since))
+                });
             }
             (Some(step), _) => words.push(format!("step {step}")),
             (None, _) => {
@@ -189,6 +185,7 @@ fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
             words.push(c.class.clone());
         }
     }
+    words.extend(r.notes.iter().cloned());
     if !words.is_empty() {
         head.push(' ');
         head.push_str(&words.join(", "));
@@ -224,7 +221,13 @@ fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
     if r.verdict.base_severity() != Severity::Ok {
         parts.push(format!("fix: {}", r.remediation));
     }
-    parts.join(" | ")
+    // the last guard: whatever a box or a server said, the line is plain text
+    crate::text::plain(&parts.join(" | "))
+}
+
+/// "97%", or "?%" where the GPU does not report it.
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.0}%")).unwrap_or_else(|| "?%".into())
 }
 
 fn gpu_part(g: &Gpus) -> String {
@@ -232,13 +235,17 @@ fn gpu_part(g: &Gpus) -> String {
         Gpus::Absent => "no gpu".into(),
         Gpus::Failed { .. } => "gpu error".into(),
         Gpus::Unknown => "gpu ?".into(),
+        Gpus::NotVisible { why } if why == crate::probe::sections::node::NOT_RUNNING => {
+            "gpu n/a (job not running)".into()
+        }
+        Gpus::NotVisible { why } => format!("gpu not visible from the login node: {why}"),
         Gpus::Present { gpus, .. } if gpus.len() <= 2 => gpus
             .iter()
             .map(|x| {
                 format!(
-                    "gpu{} {:.0}% {}/{}GiB",
+                    "gpu{} {} {}/{}GiB",
                     x.index,
-                    x.util_pct,
+                    pct(x.util_pct),
                     gib(x.mem_used_mib),
                     gib(x.mem_total_mib)
                 )
@@ -246,27 +253,18 @@ fn gpu_part(g: &Gpus) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         Gpus::Present { gpus, .. } => {
-            let n = gpus.len() as f64;
-            let avg = gpus.iter().map(|x| x.util_pct).sum::<f64>() / n;
-            let min = gpus.iter().map(|x| x.util_pct).fold(f64::MAX, f64::min);
+            let known: Vec<f64> = gpus.iter().filter_map(|x| x.util_pct).collect();
+            let avg = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+            let min = known.iter().copied().reduce(f64::min);
+            let (avg, min) = (pct(avg), pct(min));
             let used = gpus.iter().map(|x| x.mem_used_mib).fold(0.0, f64::max);
             let total = gpus.iter().map(|x| x.mem_total_mib).fold(0.0, f64::max);
             format!(
-                "{} gpus {avg:.0}% avg {min:.0}% min {}/{}GiB max",
+                "{} gpus {avg} avg {min} min {}/{}GiB max",
                 gpus.len(),
                 gib(used),
                 gib(total)
             )
         }
-    }
-}
-
-impl Report {
-    /// After `action` or `warnings` changed: derive the severity and exit
-    /// code again and re-render the human line.
-    pub fn refresh(&mut self, facts: Option<&Facts>, d: &Decision) {
-        self.severity = self.verdict.severity(!self.warnings.is_empty());
-        self.exit_code = self.severity.exit_code();
-        self.line = line(self, facts, d);
     }
 }

@@ -6,6 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,10 @@ pub const STATE_VERSION: u32 = 1;
 pub struct LogCursor {
     pub offset: u64,
     pub inode: u64,
+    /// cksum of the file's first `fp_len` bytes: a copytruncate that grew past
+    /// the offset between two ticks changes it (inode and size do not tell).
+    pub fp: String,
+    pub fp_len: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -54,6 +59,30 @@ pub struct State {
     pub done_seen: bool,
     /// `done_pattern` was seen in the master log (also scanned incrementally).
     pub master_done_seen: bool,
+    /// Box clock of the tick that first saw the done text: a job process
+    /// that started after it is a new run, and the text is not about it.
+    pub done_seen_at: Option<i64>,
+    /// The per-run log (inode, fingerprint) when the done marker last counted:
+    /// a marker beside a different log is an earlier run's.
+    pub done_log: Option<LogCursor>,
+    /// Box clock: when the run last seen alive started (its process start,
+    /// else the first tick that saw it alive). A done marker older than this
+    /// is left over from an earlier run.
+    pub run_started: Option<i64>,
+    /// The previous tick saw every GPU busy at near-idle power.
+    pub gpu_spin: bool,
+    /// GPUs seen busy while the job was alive (a GPU the job never used is
+    /// not a dead rank when it idles), and those idle among busy ones at the
+    /// previous tick (a rank must idle two ticks in a row to be named).
+    pub gpu_busy_seen: Vec<u32>,
+    pub gpu_idle_prev: Vec<u32>,
+    /// The most GPUs this box has answered for: fewer later is a GPU that
+    /// fell off the bus.
+    pub gpu_count_seen: Option<u32>,
+    /// The highest step ever seen: only a step beyond it is progress for the
+    /// restart budget (a crash loop that restarts from an earlier checkpoint
+    /// shows Epoch 2 after Epoch 4).
+    pub best_step: Option<u64>,
     /// Box clock of the first tick that saw this run (stall clock before any step).
     pub first_seen: Option<i64>,
     pub oom_kills: Option<u64>,
@@ -71,8 +100,23 @@ pub struct AlertState {
     /// Our clock (epoch s) of the last alert sent.
     pub last_at: Option<i64>,
     pub last_verdict: Option<Verdict>,
+    /// The severity last delivered (news more urgent than it beats the cooldown).
+    pub last_severity: Option<crate::verdict::Severity>,
     /// The action text of the last alert (a spent restart budget alerts once).
     pub last_action: Option<String>,
+    /// The verdict whose alert could not be delivered: retried later.
+    pub undelivered: Option<Verdict>,
+    /// Failed deliveries in a row, and our clock (epoch s) before which no
+    /// attempt is made: a failing command backs off instead of running
+    /// every tick.
+    #[serde(default)]
+    pub failures: u32,
+    #[serde(default)]
+    pub retry_at: Option<i64>,
+    /// The last delivered alert told of a failed GPU (`gpu_hardware`): the
+    /// box is bad whatever the verdict says, and that is news once.
+    #[serde(default)]
+    pub hardware_told: bool,
 }
 
 impl State {
@@ -107,6 +151,31 @@ pub struct Store {
 pub struct Holder {
     pub pid: u32,
     pub what: String,
+    /// The host the holder runs on (a state dir on NFS is shared by several).
+    pub host: String,
+}
+
+/// This machine's name, as the lock files record it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// How often a waiting tick tries the profile's lock again.
+const LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// The profile's lock file, held by another gpupatrol.
+struct Busy(PathBuf);
+
+impl Busy {
+    fn waited(self, wait: Duration) -> Error {
+        Error::Lock {
+            path: self.0,
+            message: format!("another gpupatrol holds it (waited {}s)", wait.as_secs()),
+        }
+    }
 }
 
 /// Held while a tick of one profile runs; released on drop.
@@ -117,7 +186,8 @@ pub struct Lock {
 
 impl Store {
     pub fn open(dir: PathBuf) -> Result<Self> {
-        fs::create_dir_all(&dir).map_err(|e| Error::StateDir {
+        // private: state files hold host names, log lines, alert text
+        crate::fsutil::private_dir(&dir).map_err(|e| Error::StateDir {
             dir: dir.clone(),
             message: e.to_string(),
         })?;
@@ -134,36 +204,53 @@ impl Store {
 
     /// Take the profile's lock, waiting at most `wait`.
     pub fn lock(&self, name: &str, wait: Duration) -> Result<Lock> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.try_lock(name)? {
+                Ok(l) => return Ok(l),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(LOCK_POLL),
+                Err(busy) => return Err(busy.waited(wait)),
+            }
+        }
+    }
+
+    /// The same, for async callers: no thread sleeps while another holds it.
+    pub async fn lock_async(&self, name: &str, wait: Duration) -> Result<Lock> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.try_lock(name)? {
+                Ok(l) => return Ok(l),
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(LOCK_POLL).await,
+                Err(busy) => return Err(busy.waited(wait)),
+            }
+        }
+    }
+
+    /// One try, without waiting: `Ok(None)` while another gpupatrol holds it.
+    pub fn lock_now(&self, name: &str) -> Result<Option<Lock>> {
+        Ok(self.try_lock(name)?.ok())
+    }
+
+    /// One try: the lock, or `Busy` while another gpupatrol holds it.
+    fn try_lock(&self, name: &str) -> Result<std::result::Result<Lock, Busy>> {
         let path = self.dir.join(format!("{name}.lock"));
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| Error::Lock {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        let deadline = Instant::now() + wait;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Lock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Lock {
-                        path,
-                        message: format!("another gpupatrol holds it (waited {}s)", wait.as_secs()),
-                    });
-                }
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(Error::Lock {
-                        path,
-                        message: e.to_string(),
-                    });
-                }
-            }
+        match file.try_lock() {
+            Ok(()) => Ok(Ok(Lock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(Err(Busy(path))),
+            Err(fs::TryLockError::Error(e)) => Err(Error::Lock {
+                path,
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -176,6 +263,7 @@ impl Store {
             .truncate(false)
             .read(true)
             .write(true)
+            .mode(0o600)
             .open(&path)
         {
             Ok(f) => f,
@@ -183,6 +271,7 @@ impl Store {
                 return Err(Holder {
                     pid: 0,
                     what: format!("(cannot open {}: {e})", path.display()),
+                    host: String::new(),
                 });
             }
         };
@@ -190,7 +279,7 @@ impl Store {
             Ok(()) => {
                 let _ = file.set_len(0);
                 let mut w = &file;
-                let _ = writeln!(w, "{}\n{what}", std::process::id());
+                let _ = writeln!(w, "{}\n{}\n{}", std::process::id(), what.replace('\n', " "), hostname());
                 Ok(Lock { _file: file })
             }
             Err(_) => {
@@ -199,6 +288,7 @@ impl Store {
                 Err(Holder {
                     pid: lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0),
                     what: lines.next().unwrap_or("?").to_string(),
+                    host: lines.next().unwrap_or("").trim().to_string(),
                 })
             }
         }
@@ -251,24 +341,13 @@ impl Store {
         }
     }
 
-    /// Write atomically: a crash or a signal leaves either the old or the new file.
+    /// Write atomically: a crash or a signal leaves either the old or the new
+    /// file; the temp file has a random name and is created exclusively, 0600.
     pub fn save(&self, state: &State) -> Result<()> {
         let path = self.path(&state.profile);
-        let tmp = self
-            .dir
-            .join(format!(".{}.json.{}.tmp", state.profile, std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            let mut data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-            data.push(b'\n');
-            f.write_all(&data)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|source| {
-            let _ = fs::remove_file(&tmp);
-            Error::Write { path, source }
-        })
+        let mut data = serde_json::to_vec_pretty(state).map_err(|e| Error::Other(format!("encode state: {e}")))?;
+        data.push(b'\n');
+        crate::fsutil::write_atomic(&path, &data).map_err(|source| Error::Write { path, source })
     }
 }
 

@@ -1,47 +1,50 @@
-//! One patrol tick for one profile: lock → load state → ONE connection → ONE
-//! probe → parse → decide → (opt-in guarded resume, same connection) → save
-//! state → report → alert. Every command that watches (tick, patrol, wait,
-//! demo) is built from this.
+//! One patrol tick for one profile:
+//! lock → probe (ONE connection, ONE probe) → decide → act (opt-in guarded
+//! resume on the same connection; the alert) → save → report. Every command
+//! that watches (tick, patrol, wait, demo) is built from this.
 
 use std::time::{Duration, Instant};
 
 use crate::decide::{self, Decision, Observation};
-use crate::probe::{self, Facts, facts, frames};
+use crate::probe::{self, Facts, Request};
 use crate::profile::Profile;
 use crate::report::{self, Report};
 use crate::resume::{self, Plan};
-use crate::state::Store;
-use crate::transport::{Conn, Failure, Limits, Transport};
-
-/// The command the probe runs under: the script arrives on stdin, so
-/// nothing of it (or of the profile) is in any process's argv. The
-/// environment marker lets a `pgrep` alive check skip gpupatrol probes
-/// (ours or a second watcher's).
-pub const PROBE_COMMAND: &str = "env GPUPATROL_PROBE=1 sh -s";
+use crate::state::{Lock, State, Store};
+use crate::transport::{Conn, Failure, Limits, PROBE_COMMAND, Transport};
 
 /// The outcome of one tick.
 #[derive(Debug, Clone)]
 pub struct Tick {
     pub report: Report,
+    /// This tick auto-resumed the run: it is not terminal, whatever the verdict.
+    pub resumed: bool,
     pub decision: Decision,
     pub facts: Option<Facts>,
 }
 
-/// Extra work a caller wants done inside the tick (on the same connection).
-#[derive(Debug, Clone, Default)]
-pub struct Extras {
-    /// `wait --marker`: does this path exist on the box?
-    pub wait_marker: Option<String>,
-    /// `wait --pattern`: literal text in the per-run log, scanned from `wait_offset`.
-    pub wait_pattern: Option<String>,
-    pub wait_offset: u64,
-    pub wait_inode: u64,
-    /// Alerts and auto-resume apply (tick, patrol) or not (wait, demo).
+/// What a caller wants of the tick.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What the probe asks of the box.
+    pub request: Request,
+    /// Alerts and auto-resume apply (tick, patrol) or not (wait, demo, triage).
     pub act: bool,
-    /// Also read the kernel's OOM-killer lines (triage).
-    pub triage: bool,
-    /// Run only these sections after `now` and `alive` (chain status).
-    pub only_sections: Option<Vec<&'static str>>,
+}
+
+impl Options {
+    /// The `tick` and `patrol` commands: the tick's probe, and act.
+    pub fn tick() -> Options {
+        Options {
+            request: Request::tick(),
+            act: true,
+        }
+    }
+
+    /// Look only: no alert, no resume.
+    pub fn observe(request: Request) -> Options {
+        Options { request, act: false }
+    }
 }
 
 /// Current time as the report prints it: RFC 3339, UTC, whole seconds.
@@ -51,200 +54,218 @@ pub fn now_rfc3339() -> String {
 
 /// One tick with alerts and auto-resume (the `tick` and `patrol` commands).
 pub async fn run(profile: &Profile, store: &Store) -> Tick {
-    run_with(
-        profile,
-        store,
-        &Extras {
-            act: true,
-            ..Default::default()
-        },
-    )
-    .await
+    run_with(profile, store, &Options::tick()).await
+}
+
+/// The same, holding one of a fleet's connection `slots` only while the
+/// connection is open: not while it waits for the profile's lock, not while
+/// an alert is delivered. The box's connect deadline starts with its own
+/// connection, not while it waits its turn (200 handshakes started at once
+/// time each other out).
+pub async fn run_paced(profile: &Profile, store: &Store, slots: &tokio::sync::Semaphore) -> Tick {
+    run_inner(profile, store, &Options::tick(), Some(slots)).await
+}
+
+/// What the box told us this tick, and the connection (still open) for a resume.
+struct Probed {
+    obs: Observation,
+    conn: Option<Conn>,
+    connections: u32,
+    transport: &'static str,
 }
 
 /// Run one tick. Never fails: every problem becomes a verdict.
-pub async fn run_with(profile: &Profile, store: &Store, extras: &Extras) -> Tick {
-    let started = Instant::now();
-    // Two ticks of one profile wait for each other (bounded) rather than
-    // interleave their offsets or resume one death twice.
-    let wait = profile.connect_timeout * 2 + profile.probe_timeout + Duration::from_secs(100);
-    let lock = {
-        let store = store.clone();
-        let name = profile.name.clone();
-        tokio::task::spawn_blocking(move || store.lock(&name, wait))
-            .await
-            .unwrap_or_else(|e| Err(crate::error::Error::Other(format!("lock task failed: {e}"))))
-    };
-    let (prev, state_warning) = store.load(&profile.name);
-    let transport = Transport::for_profile(profile);
-    let transport_kind = match &transport {
-        Ok(t) => t.kind(),
-        Err(_) => "ssh",
-    };
-    let mut connections = 0;
-    let mut conn: Option<Conn> = None;
-    let obs = match (&lock, transport) {
-        (Err(e), _) => Observation::ProbeError(format!("cannot take the profile lock: {e}")),
-        (Ok(_), Err(f)) => failure(f),
-        (Ok(_), Ok(t)) => match t.connect().await {
-            Err(f) => {
-                if matches!(f, Failure::Auth(_)) {
-                    connections = 1;
-                }
-                failure(f)
-            }
-            Ok(c) => {
-                connections = c.connections();
-                let p = probe::script::render_with(profile, &prev, extras);
-                let limits = Limits {
-                    deadline: profile.probe_timeout,
-                    max_stdout: probe::script::MAX_PROBE_BYTES,
-                };
-                let o = match c.exec(PROBE_COMMAND, p.script.as_bytes(), limits).await {
-                    Err(f) => failure(f),
-                    Ok(out) => {
-                        trace(profile, &p.script, &out.stdout);
-                        observe(&out.stdout, &out.stderr, &p.nonce, profile)
-                    }
-                };
-                conn = Some(c);
-                o
-            }
-        },
-    };
-    let ts = now_rfc3339();
-    let mut decision = decide::decide(profile, &prev, &obs, &ts);
+pub async fn run_with(profile: &Profile, store: &Store, opts: &Options) -> Tick {
+    run_inner(profile, store, opts, None).await
+}
 
-    if decision.progress.advanced_this_tick {
-        // The budget resets on verified progress, not on "a process exists".
-        // Before planning: a resume made now must count against the next death.
-        decision.next.restarts.clear();
-    }
-    // Opt-in auto-resume, on the same connection, after this tick's probe
-    // verified the run is not alive and not done.
+async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Option<&tokio::sync::Semaphore>) -> Tick {
+    let started = Instant::now();
+    let (lock, slot, queued) = lock_and_slot(profile, store, slots).await;
+    // the tick's time is its own, not its wait for a fleet slot
+    let started = started + queued;
+    let (prev, state_warning) = store.load(&profile.name);
+    let probed = probe_box(profile, &prev, lock.as_ref().err(), &opts.request).await;
+    let ts = now_rfc3339();
+    let mut decision = decide::decide(profile, &prev, &probed.obs, &ts);
+
+    // act: the opt-in auto-resume, on the same connection, after this
+    // tick's probe verified the run is not alive and not done
     let mut action = None;
-    if let (true, Some(c), Observation::Facts(f)) = (extras.act, &conn, &obs) {
+    let mut resumed = false;
+    if let (true, Some(c), Observation::Facts(f)) = (opts.act, &probed.conn, &probed.obs) {
         match resume::plan(profile, &decision.next, &decision, f.now) {
             Plan::None => {}
             Plan::Refuse(why) => action = Some(why),
             Plan::Resume { n, max } => {
-                let limits = Limits {
-                    deadline: Duration::from_secs(90),
-                    max_stdout: 64 * 1024,
-                };
-                action = Some(
-                    match c.exec(PROBE_COMMAND, resume::script(profile).as_bytes(), limits).await {
-                        Ok(out) if out.exit_status == Some(0) => {
-                            decision.next.restarts.push(f.now);
-                            // the resumed run gets a full stall_after to print its first step
-                            decision.next.progress.advanced_at = Some(f.now);
-                            format!("resumed (restart {n}/{max}) with job.resume")
-                        }
-                        Ok(out) => {
-                            let said = String::from_utf8_lossy(&out.stdout);
-                            let said = said.lines().next().unwrap_or("").trim().to_string();
-                            match out.exit_status {
-                                Some(3) | Some(4) => format!("resume skipped on the box: {said}"),
-                                other => {
-                                    // A failed resume still counts against the budget.
-                                    decision.next.restarts.push(f.now);
-                                    format!(
-                                        "resume command failed (exit {}); see ~/.gpupatrol-resume-{}.log on the box",
-                                        other.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
-                                        profile.name
-                                    )
-                                }
-                            }
-                        }
-                        Err(e) => format!("resume not run: {}", e.message()),
-                    },
-                );
+                let out = resume::run(c, profile, n, max).await;
+                out.apply(&mut decision.next, f.now);
+                resumed = out.resumed;
+                action = Some(out.action);
             }
         }
     }
-    if let Some(c) = conn.take() {
+    if let Some(c) = probed.conn {
         c.close().await;
     }
-    if let Some(w) = state_warning {
-        decision.warnings.push(w);
-    }
-    let facts = match obs {
+    drop(slot);
+    let facts = match probed.obs {
         Observation::Facts(f) => Some(*f),
         _ => None,
     };
-    let mut report = report::build(report::Inputs {
-        ts: &ts,
-        profile: &profile.name,
-        previous: prev.last.as_ref().and_then(|l| l.verdict),
-        decision: &decision,
-        facts: facts.as_ref(),
-        transport: transport_kind,
-        connections,
-        elapsed_ms: 0,
-        resume: profile.job.resume.as_deref(),
-    });
-    report.action = action;
+    let mut extra: Vec<String> = state_warning.into_iter().collect();
+    let previous = prev.last.as_ref().and_then(|l| l.verdict);
+    let build = |decision: &Decision, extra: &[String], elapsed_ms: u64| {
+        report::build(report::Inputs {
+            ts: &ts,
+            profile: &profile.name,
+            previous,
+            decision,
+            facts: facts.as_ref(),
+            transport: probed.transport,
+            connections: probed.connections,
+            elapsed_ms,
+            action: action.as_deref(),
+            extra_warnings: extra,
+        })
+    };
 
-    // Decide the alert before saving, so the state records it (at most once).
-    let now_ours = chrono::Utc::now().timestamp();
-    let alert_cfg = profile.alert.as_ref().filter(|_| extras.act);
-    let alerting = alert_cfg.is_some_and(|cfg| crate::alert::due(cfg, &decision.next.alert, &report, now_ours));
-    if alerting {
-        decision.next.alert.last_at = Some(now_ours);
-        decision.next.alert.last_verdict = Some(report.verdict);
-        decision.next.alert.last_action = report.action.clone();
+    // act: the alert, before saving and under the lock, so the state records
+    // whether the delivery worked (a failed one is retried next tick)
+    if let (true, Ok(_), Some(cfg)) = (opts.act, &lock, profile.alert.as_ref()) {
+        let now_ours = chrono::Utc::now().timestamp();
+        let draft = build(&decision, &extra, 0);
+        if crate::alert::due(cfg, &decision.next.alert, &draft, now_ours) {
+            let problem = crate::alert::send(cfg, &draft, &draft.line).await;
+            crate::alert::record(&mut decision.next.alert, cfg, &draft, now_ours, problem.as_deref());
+            extra.extend(problem);
+        }
     }
+
+    // save
     if lock.is_ok()
         && let Err(e) = store.save(&decision.next)
     {
-        report.warnings.push(format!("state not saved: {}", e.render()));
+        extra.push(format!("state not saved: {}", e.render()));
     }
     drop(lock);
-    report.refresh(facts.as_ref(), &decision);
-    if let (true, Some(cfg)) = (alerting, alert_cfg)
-        && let Some(problem) = crate::alert::send(cfg, &report, &report.line.clone()).await
-    {
-        report.warnings.push(problem);
-        report.refresh(facts.as_ref(), &decision);
-    }
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
+
+    // report: built once everything it tells has happened
+    let report = build(&decision, &extra, started.elapsed().as_millis() as u64);
     Tick {
         report,
+        resumed,
         decision,
         facts,
     }
+}
+
+/// Two ticks of one profile wait for each other (bounded) rather than
+/// interleave their offsets or resume one death twice.
+async fn take_lock(profile: &Profile, store: &Store) -> crate::error::Result<Lock> {
+    let wait = profile.connect_timeout * 2 + profile.probe_timeout + Duration::from_secs(100);
+    store.lock_async(&profile.name, wait).await
+}
+
+/// The profile's lock and, in a fleet, a connection slot, and how long the
+/// slots kept us waiting. A slot is taken first and the lock tried at once;
+/// when another gpupatrol holds the lock the slot goes back while we wait for
+/// it (a queued tick holds no lock, a waiting one no slot), then a slot again.
+/// Without the lock no slot is needed: nothing connects.
+async fn lock_and_slot<'a>(
+    profile: &Profile,
+    store: &Store,
+    slots: Option<&'a tokio::sync::Semaphore>,
+) -> (
+    crate::error::Result<Lock>,
+    Option<tokio::sync::SemaphorePermit<'a>>,
+    Duration,
+) {
+    let Some(s) = slots else {
+        return (take_lock(profile, store).await, None, Duration::ZERO);
+    };
+    let acquire = || async {
+        let t = Instant::now();
+        let p = s.acquire().await.expect("the semaphore is never closed");
+        (p, t.elapsed())
+    };
+    let (slot, mut queued) = acquire().await;
+    match store.lock_now(&profile.name) {
+        Ok(Some(l)) => (Ok(l), Some(slot), queued),
+        Err(e) => (Err(e), None, queued),
+        Ok(None) => {
+            drop(slot);
+            match take_lock(profile, store).await {
+                Ok(l) => {
+                    let (slot, q) = acquire().await;
+                    queued += q;
+                    (Ok(l), Some(slot), queued)
+                }
+                Err(e) => (Err(e), None, queued),
+            }
+        }
+    }
+}
+
+/// ONE connection, ONE probe. The connection stays open for a resume.
+async fn probe_box(profile: &Profile, prev: &State, lock_error: Option<&crate::error::Error>, req: &Request) -> Probed {
+    let transport = Transport::for_profile(profile);
+    let kind = match &transport {
+        Ok(t) => t.kind(),
+        Err(_) => "ssh",
+    };
+    let mut p = Probed {
+        obs: Observation::ProbeError(String::new()),
+        conn: None,
+        connections: 0,
+        transport: kind,
+    };
+    if let Some(e) = lock_error {
+        p.obs = Observation::ProbeError(format!("cannot take the profile lock: {e}"));
+        return p;
+    }
+    let t = match transport {
+        Ok(t) => t,
+        Err(f) => {
+            p.obs = failure(f);
+            return p;
+        }
+    };
+    let c = match t.connect().await {
+        Ok(c) => c,
+        Err(f) => {
+            // the server answered and refused us: one connection was made
+            if matches!(f, Failure::Auth(_)) {
+                p.connections = 1;
+            }
+            p.obs = failure(f);
+            return p;
+        }
+    };
+    p.connections = c.connections();
+    let probe = probe::script::render_for(profile, prev, req);
+    let limits = Limits {
+        deadline: profile.probe_timeout,
+        max_stdout: probe::script::MAX_PROBE_BYTES,
+    };
+    p.obs = match c.exec(PROBE_COMMAND, probe.script.as_bytes(), limits).await {
+        Err(f) => failure(f),
+        Ok(out) => {
+            trace(profile, &probe.script, &out.stdout);
+            match probe::observe(&out.stdout, &out.stderr, &probe, profile) {
+                Ok(f) => Observation::Facts(Box::new(f)),
+                Err(why) => Observation::ProbeError(why),
+            }
+        }
+    };
+    p.conn = Some(c);
+    p
 }
 
 fn failure(f: Failure) -> Observation {
     Observation::Transport {
         verdict: f.verdict(),
         message: f.message().to_string(),
-    }
-}
-
-/// Parse the probe's output into an observation.
-pub fn observe(stdout: &[u8], stderr: &[u8], nonce: &str, profile: &Profile) -> Observation {
-    let frames = match frames::parse(stdout, nonce) {
-        Ok(f) => f,
-        Err(why) => {
-            let err = String::from_utf8_lossy(stderr);
-            let err = err.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
-            let msg = if err.is_empty() {
-                why
-            } else {
-                format!("{why}; stderr: {}", err.chars().take(160).collect::<String>())
-            };
-            return Observation::ProbeError(msg);
-        }
-    };
-    let names: Vec<String> = profile
-        .chain
-        .iter()
-        .flat_map(|c| c.stages.iter().map(|s| s.name.clone()))
-        .collect();
-    match facts::read_with(&frames, profile.artifacts.len(), &names) {
-        Ok(f) => Observation::Facts(Box::new(f)),
-        Err(why) => Observation::ProbeError(why),
     }
 }
 
@@ -262,8 +283,11 @@ pub fn worst_exit(reports: &[&Report]) -> i32 {
 fn trace(profile: &Profile, script: &str, stdout: &[u8]) {
     if let Some(dir) = std::env::var_os("GPUPATROL_TRACE_DIR") {
         let dir = std::path::PathBuf::from(dir);
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::write(dir.join(format!("{}.probe.sh", profile.name)), script);
-        let _ = std::fs::write(dir.join(format!("{}.out", profile.name)), stdout);
+        // never into a folder that is not ours
+        if crate::fsutil::private_dir(&dir).is_err() {
+            return;
+        }
+        let _ = crate::fsutil::write_atomic(&dir.join(format!("{}.probe.sh", profile.name)), script.as_bytes());
+        let _ = crate::fsutil::write_atomic(&dir.join(format!("{}.out", profile.name)), stdout);
     }
 }

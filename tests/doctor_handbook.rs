@@ -112,7 +112,11 @@ fn doctor_on_a_dead_box_and_a_changed_key() {
 
 #[test]
 fn handbook_snapshot() {
-    let p = gpupatrol::profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/a100-box.yaml")).unwrap();
+    // the example profile with its `~` spelled out: the snapshot must not depend on $HOME
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/a100-box.yaml"))
+        .unwrap()
+        .replace("~/", "/home/me/");
+    let p = gpupatrol::profile::parse(Path::new("/home/me/profiles/a100-box.yaml"), &text).unwrap();
     let mut st = gpupatrol::state::State::new("a100-box");
     st.progress.step = Some(37);
     st.progress.line = Some("Epoch 37 loss 0.41".into());
@@ -152,4 +156,130 @@ fn handbook_writes_a_file() {
     assert!(text.contains("python train.py --resume latest"));
     assert!(text.contains("## First thing on reconnect"));
     assert!(text.contains(&sshd.state_dir().canonicalize().unwrap().display().to_string()));
+}
+
+#[test]
+fn doctor_checks_the_tools_the_profiles_chain_will_use() {
+    let base = vec![
+        "sh", "env", "awk", "sed", "tail", "head", "df", "stat", "date", "readlink", "dirname", "wc", "tr", "cat",
+        "cut", "cksum", "nohup",
+    ];
+    let sshd = Sshd::start_with(Options {
+        only_tools: Some(base),
+        ..Default::default()
+    });
+    let doctor = |name: &str, chain: &str| {
+        let p = sshd.profile(
+            name,
+            &format!(
+                "chain:\n  dir: {}\n{chain}",
+                yq(&sshd.box_dir().join(format!("{name}-chain")).to_string_lossy())
+            ),
+        );
+        let mut c = sshd.gpupatrol();
+        c.args(["doctor", "--json", "-p"]).arg(&p);
+        let r = run(c, Duration::from_secs(30));
+        let j = r.one();
+        let rows: Vec<(String, String, String)> = j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["check"].as_str().unwrap().to_string(),
+                    c["status"].as_str().unwrap().to_string(),
+                    c["detail"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (r.code, rows)
+    };
+    let row = |rows: &[(String, String, String)], n: &str| rows.iter().find(|r| r.0 == n).cloned();
+    let (code, rows) = doctor(
+        "dsl",
+        "  detach: slurm\n  stages:\n    - { name: train, run: 'python t.py' }\n",
+    );
+    assert_eq!(code, 2);
+    for t in ["tool sbatch", "tool squeue", "tool scancel"] {
+        assert_eq!(row(&rows, t).unwrap().1, "fail", "{t}: {rows:?}");
+    }
+    assert!(row(&rows, "tool flock").is_none(), "nothing uses flock");
+    let (_, rows) = doctor(
+        "dtm",
+        "  detach: tmux\n  stages:\n    - { name: train, run: 'python t.py' }\n",
+    );
+    assert_eq!(row(&rows, "tool tmux").unwrap().1, "fail", "{rows:?}");
+    let (code, rows) = doctor(
+        "dto",
+        "  stages:\n    - { name: train, run: 'python t.py', timeout: 2h }\n",
+    );
+    assert_eq!(code, 2);
+    let t = row(&rows, "tool timeout").unwrap();
+    assert_eq!(t.1, "fail");
+    assert!(t.2.contains("stage timeouts are ignored"), "{t:?}");
+    assert_eq!(row(&rows, "tool setsid").unwrap().1, "warn");
+}
+
+#[test]
+fn every_command_the_handbook_prints_runs_as_printed() {
+    let sshd = Sshd::start();
+    let b = sshd.box_dir();
+    // a finished run with a chain, watched by done text only
+    std::fs::write(b.join("hc.log"), "Epoch 1\nEpoch 2\nTraining completed\n").unwrap();
+    let p = sshd.profile(
+        "hc",
+        &format!(
+            "job:\n  log: {}\n  progress: 'Epoch (\\d+)'\n  done_pattern: 'Training completed'\nchain:\n  dir: {}\n  stages:\n    - {{ name: train, run: 'echo trained' }}\n",
+            yq(&b.join("hc.log").to_string_lossy()),
+            yq(&b.join("hc-chain").to_string_lossy()),
+        ),
+    );
+    assert_eq!(tick_json(&sshd, &p).one()["verdict"], "DONE");
+    let mut c = sshd.gpupatrol();
+    c.args(["handbook", "-p"]).arg(&p);
+    let r = run(c, Duration::from_secs(20));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = r.stdout;
+    assert!(!text.contains("No on-box chain"), "the profile has a chain:\n{text}");
+    assert!(text.contains("--pattern 'Training completed'"), "{text}");
+    assert!(!text.contains("--marker PATH"), "{text}");
+    // every command in backticks that starts with gpupatrol or ssh
+    let spans: Vec<&str> = text
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .filter(|s| s.starts_with(&format!("'{BIN}'")) || s.starts_with(BIN) || s.starts_with("ssh "))
+        .collect();
+    assert!(spans.len() >= 8, "{spans:?}");
+    for cmd in spans {
+        let cmd = if cmd.starts_with("ssh ") {
+            // the login line, made non-interactive
+            format!("{cmd} -o BatchMode=yes true")
+        } else {
+            cmd.to_string()
+        };
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c")
+            .arg(&cmd)
+            .env("HOME", sshd.path("home"))
+            .env_remove("SSH_AUTH_SOCK");
+        let r = run(sh, Duration::from_secs(60));
+        assert!(
+            !r.stderr.contains("error:") && !r.stderr.contains("Syntax error") && !r.stderr.contains("not found"),
+            "{cmd}\n{}",
+            r.stderr
+        );
+        // a finished run: every command answers ok (0) or "nothing found" (1), never a usage error (3)
+        assert!(
+            r.code == 0 || r.code == 1,
+            "{cmd}: exit {}\n{}{}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        if cmd.starts_with("ssh ") {
+            assert_eq!(r.code, 0, "{cmd}: {}", r.stderr);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use gpupatrol::decide::{Observation, decide};
-use gpupatrol::probe::{facts, frames};
+use gpupatrol::probe::{Request, facts, frames};
 use gpupatrol::profile;
 use gpupatrol::report;
 use gpupatrol::state::State;
@@ -21,17 +21,24 @@ fn load(name: &str) -> (Vec<u8>, String) {
     let text = String::from_utf8_lossy(&bytes);
     let nonce = text
         .lines()
-        .find_map(|l| l.strip_suffix(" START v1"))
+        .find_map(|l| l.strip_suffix(" START v2"))
         .expect("a START line")
         .to_string();
     (bytes, nonce)
+}
+
+fn shape(p: &profile::Profile) -> facts::Shape<'_> {
+    facts::Shape {
+        artifacts: p.artifacts.len(),
+        stages: &[],
+    }
 }
 
 fn line_for(name: &str, prev: &State) -> (report::Report, gpupatrol::decide::Decision) {
     let p = profile::parse(Path::new("fx.yaml"), PROFILE).unwrap();
     let (bytes, nonce) = load(name);
     let fr = frames::parse(&bytes, &nonce).unwrap();
-    let f = facts::read(&fr, p.artifacts.len()).unwrap();
+    let f = facts::read(&fr, &Request::tick().plan(&p), shape(&p)).unwrap();
     let d = decide(
         &p,
         prev,
@@ -47,7 +54,8 @@ fn line_for(name: &str, prev: &State) -> (report::Report, gpupatrol::decide::Dec
         transport: "local",
         connections: 0,
         elapsed_ms: 0,
-        resume: None,
+        action: None,
+        extra_warnings: &[],
     });
     (r, d)
 }
@@ -92,14 +100,14 @@ fn any_corruption_of_a_fixture_is_an_error_or_a_verdict_never_a_panic() {
     // cut at every position, flip bytes: parse must return, not panic
     for cut in (0..bytes.len()).step_by(7) {
         if let Ok(fr) = frames::parse(&bytes[..cut], &nonce) {
-            let _ = facts::read(&fr, p.artifacts.len());
+            let _ = facts::read(&fr, &Request::tick().plan(&p), shape(&p));
         }
     }
     for i in (0..bytes.len()).step_by(13) {
         let mut b = bytes.clone();
         b[i] ^= 0x5a;
         if let Ok(fr) = frames::parse(&b, &nonce)
-            && let Ok(f) = facts::read(&fr, p.artifacts.len())
+            && let Ok(f) = facts::read(&fr, &Request::tick().plan(&p), shape(&p))
         {
             let _ = decide(&p, &State::new("fx"), &Observation::Facts(Box::new(f)), "t");
         }

@@ -8,20 +8,20 @@ use gpupatrol::probe::script::render_with_nonce;
 use gpupatrol::profile;
 use gpupatrol::state::State;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
+mod common;
+use common::{have, peer_missing};
 
 fn syntax_ok(shell: &str, script: &str) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("probe.sh");
     std::fs::write(&f, script).unwrap();
-    let out = Command::new(shell).arg("-n").arg(&f).output().unwrap();
+    let mut words = shell.split(' ');
+    let out = Command::new(words.next().unwrap())
+        .args(words)
+        .arg("-n")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{shell} -n: {}",
@@ -30,8 +30,7 @@ fn syntax_ok(shell: &str, script: &str) {
 }
 
 fn shellcheck(script: &str, what: &str) {
-    if !have("shellcheck") {
-        eprintln!("shellcheck not installed; skipped for {what}");
+    if !have("shellcheck") && peer_missing(&format!("shellcheck not installed; not run on {what}")) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -61,13 +60,15 @@ const VARIANTS: &[&str] = &[
 fn probe_scripts_parse_in_every_shell_and_pass_shellcheck() {
     for v in VARIANTS {
         let p = profile::parse(Path::new("v.yaml"), v).unwrap();
-        let probe = render_with_nonce(&p, &State::new(&p.name), "GPXtest".into());
+        let probe = render_with_nonce(
+            &p,
+            &State::new(&p.name),
+            &gpupatrol::probe::Request::tick(),
+            "GPXtest".into(),
+        );
         for shell in ["sh", "dash", "bash", "busybox sh"] {
             let bin = shell.split(' ').next().unwrap();
-            if shell == "sh" || have(bin) {
-                if shell == "busybox sh" {
-                    continue;
-                }
+            if have(bin) || !peer_missing(&format!("{bin} not installed; the probe was not parsed by it")) {
                 syntax_ok(shell, &probe.script);
             }
         }
@@ -77,9 +78,18 @@ fn probe_scripts_parse_in_every_shell_and_pass_shellcheck() {
 
 #[test]
 fn the_section_library_passes_shellcheck() {
-    let lib = include_str!("../templates/probe_lib.sh");
+    let lib = gpupatrol::probe::script::LIB;
     syntax_ok("sh", lib);
-    shellcheck(lib, "templates/probe_lib.sh");
+    shellcheck(lib, "templates/proc.sh + src/probe/sections/*.sh");
+    // what a Slurm job step runs on each node (the node section)
+    let node = gpupatrol::probe::sections::NODE_LIB;
+    for shell in ["sh", "dash", "bash", "busybox sh"] {
+        let bin = shell.split(' ').next().unwrap();
+        if have(bin) || !peer_missing(&format!("{bin} not installed; the node script was not parsed by it")) {
+            syntax_ok(shell, node);
+        }
+    }
+    shellcheck(node, "the node script (common.sh + cgroup.sh + gpu.sh + node_main.sh)");
     let job = include_str!("../templates/demo_job.sh");
     syntax_ok("sh", job);
     shellcheck(job, "templates/demo_job.sh");

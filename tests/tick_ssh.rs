@@ -176,3 +176,37 @@ fn offsets_make_the_log_scan_incremental() {
     let r = tick_json(&sshd, &p);
     assert_eq!(r.one()["progress"]["step"], 3);
 }
+
+#[test]
+fn a_fleet_tick_keeps_at_most_jobs_connections_in_flight() {
+    let sshd = Sshd::start();
+    std::fs::write(sshd.path("gpu/calls.log"), "").unwrap();
+    let mut c = sshd.gpupatrol();
+    c.args(["tick", "--json", "--jobs", "3"]);
+    let n = 12;
+    for i in 0..n {
+        let p = sshd.profile(&format!("f{i:02}"), "job:\n  alive: { tmux: none }\n");
+        c.arg("-p").arg(p);
+    }
+    let r = run(c, Duration::from_secs(120));
+    let ticks = r.json();
+    assert_eq!(ticks.len(), n, "{}", r.stderr);
+    assert!(ticks.iter().all(|j| j["verdict"] == "DIED"), "{}", r.stdout);
+    assert_eq!(sshd.accepted(), n, "one connection per box");
+    // the probes' nvidia-smi calls never overlap more than --jobs
+    let log = std::fs::read_to_string(sshd.path("gpu/calls.log")).unwrap();
+    let mut events: Vec<(u128, i32)> = log
+        .lines()
+        .filter_map(|l| {
+            let (k, t) = l.split_once(' ')?;
+            Some((t.parse().ok()?, if k == "begin" { 1 } else { -1 }))
+        })
+        .collect();
+    events.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in events {
+        now += d;
+        most = most.max(now);
+    }
+    assert!((1..=3).contains(&most), "at most 3 probes at once, saw {most}");
+}

@@ -15,7 +15,8 @@ use crate::output;
 use crate::probe::facts::{ChainFacts, StageState};
 use crate::profile::Profile;
 use crate::shell::export;
-use crate::tick::{self, Extras, PROBE_COMMAND};
+use crate::tick;
+use crate::transport::PROBE_COMMAND;
 use crate::transport::{Limits, Transport};
 
 fn chain_of(p: &Profile) -> Result<&Chain> {
@@ -25,7 +26,9 @@ fn chain_of(p: &Profile) -> Result<&Chain> {
 }
 
 fn session(p: &Profile) -> String {
-    format!("gpupatrol-chain-{}", p.name)
+    // as tmux names it: it turns '.' and ':' into '_' (a name with a dot
+    // would never be found again)
+    format!("gpupatrol-chain-{}", p.name.replace(['.', ':'], "_"))
 }
 
 /// What `render` prints: the script exactly as installed.
@@ -58,19 +61,43 @@ pub fn render_text(p: &Profile) -> Result<String> {
 
 /// The installer script sent on stdin (public for the script checks).
 pub fn installer_text(p: &Profile, force: bool) -> Result<String> {
-    installer(p, force)
+    installer(p, force, None)
 }
 
-fn installer(p: &Profile, force: bool) -> Result<String> {
-    let c = chain_of(p)?;
+/// The chain from stage `from` on (`--from`), or all of it.
+fn stages_from(c: &Chain, from: Option<&str>) -> Result<Chain> {
+    let mut sub = c.clone();
+    if let Some(name) = from {
+        let Some(i) = c.stages.iter().position(|s| s.name == name) else {
+            let names: Vec<&str> = c.stages.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "--from {name}: no such stage (the stages are {})",
+                names.join(", ")
+            )));
+        };
+        sub.stages = c.stages[i..].to_vec();
+    }
+    Ok(sub)
+}
+
+pub fn installer(p: &Profile, force: bool, from: Option<&str>) -> Result<String> {
+    let full = chain_of(p)?;
+    let c = &stages_from(full, from)?;
     let mut s = String::from(
-        "# gpupatrol chain installer (read from stdin by sh -s)\n# shellcheck disable=SC2089,SC2090\nLC_ALL=C; export LC_ALL\n",
+        "# gpupatrol chain installer (read from stdin by sh -s)\n# shellcheck disable=SC2089,SC2090,SC2034\nGP_ORIG_LC_ALL=${LC_ALL-}; GP_ORIG_LC_ALL_SET=${LC_ALL+1}\nLC_ALL=C; export LC_ALL\n",
     );
     s.push_str(&export("GP_DIR", &c.dir));
     s.push_str(&export("GP_FORCE", if force { "1" } else { "0" }));
+    s.push_str(&export("GP_FROM", from.unwrap_or("")));
     s.push_str(&export("GP_GRACE", "10"));
     s.push_str(&export("GP_SESSION", &session(p)));
     s.push_str(&export("GP_JOBNAME", &p.name));
+    // every process of this run carries it: stopping the run finds them all
+    s.push_str(&export("GP_RUN", &crate::probe::script::fresh_nonce()));
+    let names: Vec<&str> = full.stages.iter().map(|st| st.name.as_str()).collect();
+    s.push_str(&export("GP_STAGE_NAMES", &names.join(" ")));
+    let run: Vec<&str> = c.stages.iter().map(|st| st.name.as_str()).collect();
+    s.push_str(&export("GP_RUN_STAGES", &run.join(" ")));
     s.push_str(&export(
         "GP_DETACH",
         match c.detach {
@@ -96,6 +123,7 @@ fn installer(p: &Profile, force: bool) -> Result<String> {
             }
         }
     }
+    s.push_str(chain::PROC);
     s.push_str(include_str!("../../templates/chain_install.sh"));
     Ok(s)
 }
@@ -108,13 +136,13 @@ pub async fn run(args: &ChainArgs) -> Result<i32> {
             output::line(render_text(&p)?.trim_end());
             Ok(exit_codes::OK)
         }
-        ChainCommand::Install { force, .. } => install(&p, *force).await,
+        ChainCommand::Install { force, from, .. } => install(&p, *force, from.as_deref()).await,
         ChainCommand::Status { json, oneline, .. } => status(&p, *json, *oneline).await,
     }
 }
 
-async fn install(p: &Profile, force: bool) -> Result<i32> {
-    let script = installer(p, force)?;
+async fn install(p: &Profile, force: bool, from: Option<&str>) -> Result<i32> {
+    let script = installer(p, force, from)?;
     let t = Transport::for_profile(p).map_err(|f| Error::Other(format!("{}: {}", f.verdict(), f.message())))?;
     let limits = Limits {
         deadline: Duration::from_secs(60) + p.probe_timeout,
@@ -124,7 +152,7 @@ async fn install(p: &Profile, force: bool) -> Result<i32> {
         .exec(PROBE_COMMAND, script.as_bytes(), limits)
         .await
         .map_err(|f| Error::Other(format!("install the chain: {}: {}", f.verdict(), f.message())))?;
-    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let said = crate::text::plain_lines(String::from_utf8_lossy(&out.stdout).trim());
     let ts = tick::now_rfc3339();
     match out.exit_status {
         Some(0) => {
@@ -140,6 +168,11 @@ async fn install(p: &Profile, force: bool) -> Result<i32> {
             eprintln!("gpupatrol: {}: {said}", p.name);
             Ok(exit_codes::UNKNOWN)
         }
+        Some(4) => {
+            // idempotent: a finished chain is not run a second time
+            output::line(&format!("{ts} {} chain {}", p.name, said.lines().last().unwrap_or("")));
+            Ok(exit_codes::OK)
+        }
         other => Err(Error::Other(format!(
             "install the chain on {} (exit {}): {said}",
             p.name,
@@ -151,12 +184,10 @@ async fn install(p: &Profile, force: bool) -> Result<i32> {
 /// Read the chain's sentinels in one connection (no state is changed).
 pub async fn read(p: &Profile) -> Result<(ChainFacts, String)> {
     chain_of(p)?;
-    let extras = Extras {
-        only_sections: Some(vec!["chain"]),
-        ..Default::default()
-    };
-    // only the chain section runs: no log offsets, so no state to read
-    let probe = crate::probe::script::render_with(p, &crate::state::State::new(&p.name), &extras);
+    // only the chain's sentinels (and the box's clock): no log offsets, so no
+    // state to read, and no GPU samples
+    let req = crate::probe::Request::new(crate::probe::Ask::ChainStatus);
+    let probe = crate::probe::script::render_for(p, &crate::state::State::new(&p.name), &req);
     let t = Transport::for_profile(p).map_err(|f| Error::Other(format!("{}: {}", f.verdict(), f.message())))?;
     let limits = Limits {
         deadline: p.probe_timeout,
@@ -166,31 +197,29 @@ pub async fn read(p: &Profile) -> Result<(ChainFacts, String)> {
         .exec(PROBE_COMMAND, probe.script.as_bytes(), limits)
         .await
         .map_err(|f| Error::Other(format!("read the chain: {}: {}", f.verdict(), f.message())))?;
-    match tick::observe(&out.stdout, &out.stderr, &probe.nonce, p) {
-        crate::decide::Observation::Facts(f) => {
-            let ts = tick::now_rfc3339();
-            f.chain
-                .map(|c| (c, ts))
-                .ok_or_else(|| Error::Other("the box did not report the chain".into()))
-        }
-        crate::decide::Observation::ProbeError(m) => Err(Error::Other(format!("read the chain: {m}"))),
-        crate::decide::Observation::Transport { message, .. } => Err(Error::Other(message)),
-    }
+    let f = crate::probe::observe(&out.stdout, &out.stderr, &probe, p)
+        .map_err(|m| Error::Other(format!("read the chain: {m}")))?;
+    let ts = tick::now_rfc3339();
+    f.chain
+        .map(|c| (c, ts))
+        .ok_or_else(|| Error::Other("the box did not report the chain".into()))
 }
 
 fn summary(c: &ChainFacts) -> &'static str {
+    let any = |f: fn(&StageState) -> bool| c.stages.iter().any(|s| f(&s.state));
     if !c.present {
         "not installed"
+    } else if c.alive_error.is_some() {
+        // the scheduler did not answer: never "stopped" on a guess
+        "unknown"
     } else if c.done {
         "DONE"
     } else if c.alive {
         "running"
-    } else if c
-        .stages
-        .iter()
-        .any(|s| matches!(s.state, StageState::Failed(_) | StageState::Aborted | StageState::Lost))
-    {
+    } else if any(|s| matches!(s, StageState::Failed(_))) {
         "failed"
+    } else if any(|s| matches!(s, StageState::Lost)) {
+        "lost"
     } else {
         "stopped"
     }
@@ -202,6 +231,7 @@ async fn status(p: &Profile, json: bool, oneline: bool) -> Result<i32> {
     let code = match sum {
         "DONE" | "running" => exit_codes::OK,
         "failed" => exit_codes::CRITICAL,
+        "unknown" => exit_codes::UNKNOWN,
         _ => exit_codes::WARNING,
     };
     if json {
@@ -231,10 +261,11 @@ async fn status(p: &Profile, json: bool, oneline: bool) -> Result<i32> {
             s.name.clone(),
             stage_word(s),
             s.result.clone().unwrap_or_default(),
-            s.slurm.clone().unwrap_or_default(),
+            s.slurm.as_ref().map(|j| j.to_string()).unwrap_or_default(),
         ]);
     }
-    output::line(&format!("{ts} {} chain {sum} ({})", p.name, chain_of(p)?.dir));
+    let why = c.alive_error.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
+    output::line(&format!("{ts} {} chain {sum}{why} ({})", p.name, chain_of(p)?.dir));
     output::line(&t.to_string());
     Ok(code)
 }

@@ -30,9 +30,71 @@ pub fn run(args: &CheckArgs) -> i32 {
             }
         }
         output::line(&format!("ok {} ({})", p.file.display(), p.name));
+        if p.platform != crate::profile::Platform::Generic {
+            let has_preset = matches!(
+                p.platform,
+                crate::profile::Platform::Vast | crate::profile::Platform::Runpod | crate::profile::Platform::Lambda
+            );
+            if p.preset.is_empty() && has_preset {
+                output::line(&format!(
+                    "  platform {}: the profile sets every key the preset would",
+                    p.platform.name()
+                ));
+            }
+            for (k, v, why) in &p.preset {
+                output::line(&format!("  platform {} sets {k}: {v} ({why})", p.platform.name()));
+            }
+            for n in platform_notes(p) {
+                output::line(&format!("  platform {}: {n}", p.platform.name()));
+            }
+        }
+        if let Some(j) = &p.proxy_jump {
+            let hops: Vec<String> = j.iter().map(|h| h.to_string()).collect();
+            output::line(&format!(
+                "  reached through {}",
+                if hops.is_empty() {
+                    "no jump host (proxy_jump: none)".to_string()
+                } else {
+                    hops.join(" → ")
+                }
+            ));
+        }
         for n in notes {
             output::line(&format!("  note: {n}"));
         }
     }
     if bad > 0 { exit_codes::UNKNOWN } else { exit_codes::OK }
+}
+
+/// What a platform's users trip over, said once by `check`.
+fn platform_notes(p: &crate::profile::Profile) -> Vec<String> {
+    use crate::profile::{AliveCheck, Platform};
+    let mut v = Vec::new();
+    match p.platform {
+        Platform::Vast => {
+            v.push("a login lands in a tmux session named ssh_tmux unless ~/.no_auto_tmux exists: a job typed there is `alive: { tmux: ssh_tmux }`".into());
+            if p.host.as_deref().is_some_and(|h| h.ends_with(".vast.ai")) {
+                v.push("a proxy endpoint (sshN.vast.ai): its port is the instance's, shown in the console; the direct IP and port work too".into());
+            }
+            v.push("key authentication only: add your public key to the account before the instance starts".into());
+        }
+        Platform::Runpod => {
+            v.push("reach the pod by its \"SSH over exposed TCP\" address (public IP, the port mapped to 22): the ssh.runpod.io proxy has no exec channel".into());
+            v.push("only /workspace survives a pod restart: logs, checkpoints and the done marker belong there".into());
+        }
+        Platform::Lambda => {
+            v.push("a persistent filesystem is mounted under /home/ubuntu/<name>: keep checkpoints there".into());
+        }
+        Platform::Slurm => {
+            if matches!(p.job.alive, Some(AliveCheck::Slurm(_))) && !p.slurm_node_probe {
+                v.push("slurm.node_probe is off: the GPUs and memory shown are the login node's, not the job's".into());
+            } else {
+                v.push(
+                    "GPUs and memory are read on the job's nodes by a job step (srun --overlap, Slurm 22.05+)".into(),
+                );
+            }
+        }
+        Platform::Generic => {}
+    }
+    v
 }

@@ -65,6 +65,42 @@ fn abs(p: &Path) -> PathBuf {
     })
 }
 
+/// A crontab command: cron turns an unescaped `%` into a newline, even
+/// inside the shell's quotes.
+fn crontab_escape(s: &str) -> String {
+    s.replace('%', "\\%")
+}
+
+/// A short, stable unit name: one profile gives `gpupatrol-NAME`; several give
+/// the first name, the count and a hash of all of them (twenty names joined
+/// were 386 characters: "File name too long").
+pub fn unit_name(names: &[&str]) -> String {
+    let first: String = names.first().copied().unwrap_or("").chars().take(40).collect();
+    if names.len() == 1 {
+        return format!("gpupatrol-{first}");
+    }
+    let mut sorted: Vec<&str> = names.to_vec();
+    sorted.sort_unstable();
+    // FNV-1a: the same names give the same unit on every run and machine
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sorted.join("\n").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("gpupatrol-{first}-and-{}-more-{:08x}", names.len() - 1, h as u32)
+}
+
+/// Unit files and crontab lines cannot carry control characters.
+fn plain(what: &str, p: &Path) -> Result<()> {
+    let s = p.to_string_lossy();
+    if s.chars().any(|c| c.is_control()) {
+        return Err(Error::Usage(format!(
+            "{what} {s:?} contains a control character; a crontab line or a systemd unit cannot hold it — move it"
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
     let (profiles, bad) = super::load_profiles(&args.profiles);
     if bad > 0 || profiles.is_empty() {
@@ -80,6 +116,12 @@ pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
         .clone()
         .map(|l| abs(&l))
         .unwrap_or_else(|| state.join("patrol.log"));
+    plain("the gpupatrol binary", &bin)?;
+    plain("the state directory", &state)?;
+    plain("the log", &log)?;
+    for p in &profiles {
+        plain("the profile", &abs(&p.file))?;
+    }
     let mut cmd = format!(
         "{} --state-dir {} tick",
         quote(&bin.to_string_lossy()),
@@ -89,7 +131,7 @@ pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
         cmd.push_str(&format!(" -p {}", quote(&abs(&p.file).to_string_lossy())));
     }
     let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-    let unit = format!("gpupatrol-{}", names.join("-"));
+    let unit = unit_name(&names);
     // Fire a few minutes off the hour, like the seed's `3,33 * * * *`.
     let offset = 3;
     output::line(&format!(
@@ -99,7 +141,18 @@ pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
     ));
     output::line("# --- crontab (crontab -e): one tick per run, appended to the log; exit codes 0/1/2/3 by severity");
     match cron_schedule(args.every, offset) {
-        Ok(s) => output::line(&format!("{s} {cmd} >> {} 2>&1", quote(&log.to_string_lossy()))),
+        // the log's folder may not exist yet (a fresh state dir): make it, private
+        Ok(s) => {
+            let dir = log
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            output::line(&crontab_escape(&format!(
+                "{s} (umask 077; mkdir -p {}) && {cmd} >> {} 2>&1",
+                quote(&dir.to_string_lossy()),
+                quote(&log.to_string_lossy())
+            )))
+        }
         Err(why) => output::line(&format!("# {why}")),
     }
     output::line(&format!(
@@ -165,5 +218,26 @@ mod tests {
         assert_eq!(cron_schedule(Duration::from_secs(86400), 3).unwrap(), "3 0 * * *");
         assert!(cron_schedule(Duration::from_secs(420), 3).is_err());
         assert!(cron_schedule(Duration::from_secs(90), 3).is_err());
+    }
+
+    #[test]
+    fn unit_names_are_short_and_stable() {
+        assert_eq!(unit_name(&["a100-box"]), "gpupatrol-a100-box");
+        let many: Vec<String> = (0..20)
+            .map(|i| format!("profile-number-{i:02}-on-some-long-box-name"))
+            .collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let u = unit_name(&refs);
+        assert!(u.len() < 100, "{u}");
+        assert!(u.contains("-and-19-more-"), "{u}");
+        let mut rev = refs.clone();
+        rev.reverse();
+        assert_eq!(
+            unit_name(&rev).split("-more-").nth(1),
+            u.split("-more-").nth(1),
+            "order does not matter"
+        );
+        assert_ne!(unit_name(&refs[..19]), u);
+        assert_eq!(crontab_escape("a%b"), "a\\%b");
     }
 }

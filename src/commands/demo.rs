@@ -48,10 +48,16 @@ async fn start_job(dir: &Path, mode: &str, steps: u32, pause: f64) -> Result<tok
         source,
     })?;
     let script = dir.join("demo_job.sh");
-    std::fs::write(&script, JOB).map_err(|source| Error::Write {
-        path: script.clone(),
-        source,
-    })?;
+    // created here, never written through something already there
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&script)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, JOB.as_bytes()))
+        .map_err(|source| Error::Write {
+            path: script.clone(),
+            source,
+        })?;
     let child = tokio::process::Command::new("sh")
         .arg(&script)
         .arg(dir)
@@ -106,8 +112,15 @@ async fn patrol(
 pub async fn run(args: &DemoArgs) -> Result<i32> {
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.interval.clamp(0.1, 10.0));
-    let root = TempDir(std::env::temp_dir().join(format!("gpupatrol-demo-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&root.0);
+    // a fresh private folder with a random name: a guessable one on a shared
+    // /tmp could be another user's, holding a script we would then run
+    let tmp = std::env::temp_dir();
+    let root = TempDir(
+        crate::fsutil::fresh_private_dir(&tmp, "gpupatrol-demo").map_err(|source| Error::Write {
+            path: tmp.join("gpupatrol-demo-*"),
+            source,
+        })?,
+    );
     let store = Store::open(root.0.join("state"))?;
     let say = |s: &str| {
         if !args.json {

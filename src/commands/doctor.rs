@@ -14,7 +14,7 @@ use crate::exit_codes;
 use crate::output;
 use crate::profile::{AliveCheck, Profile};
 use crate::shell::export;
-use crate::tick::PROBE_COMMAND;
+use crate::transport::PROBE_COMMAND;
 use crate::transport::{Failure, Limits, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -45,7 +45,8 @@ fn check(name: &str, status: Status, detail: impl Into<String>, fail_code: i32) 
     }
 }
 
-/// Tools the probe needs (required) and the ones that make it better (optional).
+/// Tools the profile will use on the box: required, or optional (a warning
+/// saying what is lost without it).
 fn tools(p: &Profile) -> Vec<(&'static str, bool, &'static str)> {
     let mut t = vec![
         ("sh", true, "runs the probe"),
@@ -53,6 +54,9 @@ fn tools(p: &Profile) -> Vec<(&'static str, bool, &'static str)> {
         ("sed", true, "reads key lines"),
         ("tail", true, "reads the log from the saved offset"),
         ("head", true, "bounds reads"),
+        ("tr", true, "splits progress bars' \\r into lines"),
+        ("cut", true, "caps log lines before they are scanned"),
+        ("cksum", true, "tells a rotated or copytruncated log"),
         ("df", true, "disk and inodes"),
         ("stat", false, "log size and mtime (falls back to wc/date)"),
         (
@@ -61,18 +65,55 @@ fn tools(p: &Profile) -> Vec<(&'static str, bool, &'static str)> {
             "bounds each section on the box; without it a hung nvidia-smi or NFS df waits for probe_timeout",
         ),
         ("nvidia-smi", false, "GPU utilisation and memory"),
-        ("flock", false, "used by on-box chains"),
     ];
     match &p.job.alive {
         Some(AliveCheck::Tmux(_)) => t.push(("tmux", true, "job.alive: tmux")),
         Some(AliveCheck::Slurm(_)) => {
             t.push(("squeue", true, "job.alive: slurm"));
-            t.push(("sacct", false, "final job state after it leaves the queue"));
+            t.push(("scontrol", false, "final job state after it leaves the queue"));
+            t.push(("sacct", false, "final job state once scontrol forgot it"));
         }
-        Some(AliveCheck::Pgrep(_)) => t.push(("pgrep", true, "job.alive: pgrep")),
+        Some(AliveCheck::Pgrep(_)) => t.push(("pgrep", false, "job.alive: pgrep (without it /proc is read)")),
         Some(AliveCheck::Pidfile(_)) | None => {}
     }
-    t
+    if let Some(c) = &p.chain {
+        match c.detach {
+            crate::chain::Detach::Slurm => {
+                t.push(("sbatch", true, "chain.detach: slurm submits each stage"));
+                t.push(("squeue", true, "chain.detach: slurm reads the stages' jobs"));
+                t.push(("scancel", true, "chain install --force stops the old stages"));
+            }
+            crate::chain::Detach::Tmux => t.push(("tmux", true, "chain.detach: tmux")),
+            crate::chain::Detach::Nohup => {
+                t.push(("nohup", true, "chain.detach: nohup"));
+                t.push((
+                    "setsid",
+                    false,
+                    "chain.detach: nohup; without it the chain shares the installing session's group",
+                ));
+            }
+        }
+        if c.stages
+            .iter()
+            .any(|s| s.timeout.is_some() && matches!(s.action, crate::chain::Action::Run(_)))
+        {
+            t.push((
+                "timeout",
+                true,
+                "a chain stage's timeout (without it stage timeouts are ignored)",
+            ));
+        }
+    }
+    // one row per tool: the strictest reason wins
+    let mut out: Vec<(&'static str, bool, &'static str)> = Vec::new();
+    for (name, req, why) in t {
+        match out.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(e) if req && !e.1 => *e = (name, req, why),
+            Some(_) => {}
+            None => out.push((name, req, why)),
+        }
+    }
+    out
 }
 
 /// Box paths to check: (label, path, whether missing is only a warning).
@@ -129,7 +170,18 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
             t.connect().await.ok()
         }
         Transport::Ssh(target) => {
-            let label = format!("{}@{}:{}", target.user, target.hostname, target.port);
+            let mut label = format!("{}@{}:{}", target.user, target.hostname, target.port);
+            if !target.jumps.is_empty() {
+                let hops: Vec<String> = target
+                    .jumps
+                    .iter()
+                    .map(|j| format!("{}@{}:{}", j.user, j.hostname, j.port))
+                    .collect();
+                label.push_str(&format!(" (through jump host {})", hops.join(" → ")));
+            }
+            if target.proxy_command.is_some() {
+                label.push_str(" (through the ssh config's ProxyCommand)");
+            }
             match t.connect().await {
                 Ok(c) => {
                     out.push(check("reachable", Status::Pass, format!("{label} answered SSH"), 0));
@@ -194,7 +246,7 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
     let res = conn.exec(PROBE_COMMAND, script(p).as_bytes(), limits).await;
     conn.close().await;
     let text = match res {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).to_string(),
+        Ok(o) => crate::text::plain_lines(&String::from_utf8_lossy(&o.stdout)),
         Err(f) => {
             out.push(check("remote shell", Status::Fail, f.message(), 3));
             return out;
@@ -280,7 +332,7 @@ pub async fn checks(p: &Profile) -> Vec<Check> {
         ));
     }
     if let Some(now) = get("now").and_then(|v| v.trim().parse::<i64>().ok()) {
-        let skew = now - chrono::Utc::now().timestamp();
+        let skew = now.saturating_sub(chrono::Utc::now().timestamp());
         let st = if skew.abs() > 120 { Status::Warn } else { Status::Pass };
         out.push(check(
             "clock skew",
@@ -338,16 +390,25 @@ pub async fn run(args: &DoctorArgs) -> Result<i32> {
         let cs = checks(p).await;
         let code = exit_code(&cs);
         worst = worst.max(code);
-        if args.json {
+        print(p, &cs, args.json);
+    }
+    Ok(worst)
+}
+
+/// The checks as a table (or one JSON line), with the exit code.
+pub fn print(p: &Profile, cs: &[Check], json: bool) {
+    let code = exit_code(cs);
+    {
+        if json {
             output::line(
                 &serde_json::json!({"ts": crate::tick::now_rfc3339(), "profile": p.name, "exit_code": code, "checks": cs}).to_string(),
             );
-            continue;
+            return;
         }
         let mut t = Table::new();
         t.load_style(UTF8_FULL_CONDENSED)
             .set_header(vec!["check", "result", "detail"]);
-        for c in &cs {
+        for c in cs {
             let r = match c.status {
                 Status::Pass => "pass",
                 Status::Warn => "WARN",
@@ -364,5 +425,4 @@ pub async fn run(args: &DoctorArgs) -> Result<i32> {
         output::line(&t.to_string());
         output::line(&format!("exit {code}"));
     }
-    Ok(worst)
 }

@@ -37,10 +37,20 @@ pub fn render(p: &Profile, st: &State, now: &str, exe: &str, state_dir: &Path, p
     w(&format!(
         "2. If it says CRASHED or DIED: `{gp} triage -p {prof}`, then act on its fixed remediation."
     ));
-    let marker = j.done_marker.as_deref().map(quote).unwrap_or_else(|| "PATH".into());
-    w(&format!(
-        "3. Re-arm exactly ONE waiter: `{gp} wait -p {prof} --marker {marker} --supersede` (it replaces any older waiter)."
-    ));
+    // the waiter waits for what the profile says "done" is
+    match (&j.done_marker, &j.done_pattern, &j.log) {
+        (Some(m), _, _) => w(&format!(
+            "3. Re-arm exactly ONE waiter: `{gp} wait -p {prof} --marker {} --supersede` (it replaces any older waiter).",
+            quote(m)
+        )),
+        (None, Some(t), Some(_)) => w(&format!(
+            "3. Re-arm exactly ONE waiter: `{gp} wait -p {prof} --pattern {} --supersede` (it replaces any older waiter).",
+            quote(t)
+        )),
+        _ => w(
+            "3. No done marker or done text in the profile: there is nothing for a waiter to wait for; rely on the patrol.",
+        ),
+    }
     w(&format!(
         "4. Keep the patrol going: `{gp} cron -p {prof} --every 30m` prints the crontab line and systemd units."
     ));
@@ -50,7 +60,10 @@ pub fn render(p: &Profile, st: &State, now: &str, exe: &str, state_dir: &Path, p
     match p.transport {
         TransportKind::Local => w("- Box: this machine (`transport: local`)."),
         TransportKind::Ssh => {
-            let user = p.user.clone().unwrap_or_else(|| "(from ~/.ssh/config or $USER)".into());
+            let user = p.user.clone().unwrap_or_else(|| match &p.preset_user {
+                Some(u) => format!("(from ~/.ssh/config, else {u}: platform {})", p.platform.name()),
+                None => "(from ~/.ssh/config or $USER)".into(),
+            });
             let port = p
                 .port
                 .map(|x| x.to_string())
@@ -63,11 +76,14 @@ pub fn render(p: &Profile, st: &State, now: &str, exe: &str, state_dir: &Path, p
                 "- Box: `{}` as `{user}`, port {port}; host key policy {policy}.",
                 p.host.as_deref().unwrap_or("?")
             ));
-            w(&format!(
-                "- Log in by hand: `ssh -p {} {user}@{}`",
-                p.port.unwrap_or(22),
-                p.host.as_deref().unwrap_or("?")
-            ));
+            w(&format!("- Log in by hand: `{}`", ssh_command(p, policy)));
+            if p.proxy_jump.as_ref().is_some_and(|j| !j.is_empty())
+                && (p.identity_file.is_some() || p.known_hosts.is_some())
+            {
+                w(
+                    "  (OpenSSH's `-J` does not pass `-i` and `-o` on to the jump hosts: give each hop its IdentityFile and UserKnownHostsFile in ~/.ssh/config, as gpupatrol finds them there too)",
+                );
+            }
         }
     }
     w(&match &j.alive {
@@ -148,7 +164,42 @@ pub fn render(p: &Profile, st: &State, now: &str, exe: &str, state_dir: &Path, p
     w("");
     w("## Chain");
     w("");
-    w("No on-box chain is defined in this profile.");
+    match &p.chain {
+        None => w("No on-box chain is defined in this profile."),
+        Some(c) => {
+            let detach = match c.detach {
+                crate::chain::Detach::Nohup => "nohup + setsid",
+                crate::chain::Detach::Tmux => "tmux",
+                crate::chain::Detach::Slurm => "Slurm (one sbatch per stage, afterok)",
+            };
+            w(&format!(
+                "The box finishes its own pipeline ({detach}) in `{}`; its sentinels are `STAGE.status`, `STAGE.log`, `DONE`.",
+                c.dir
+            ));
+            w("");
+            for (i, st) in c.stages.iter().enumerate() {
+                let what = match &st.action {
+                    crate::chain::Action::Run(cmd) => format!("runs `{}`", cmd.replace('`', "'")),
+                    crate::chain::Action::WaitPattern { text, file } => {
+                        format!("waits for the text `{text}` in `{file}`")
+                    }
+                    crate::chain::Action::WaitMarker(m) => format!("waits for `{m}`"),
+                };
+                w(&format!("{}. `{}` {what}", i + 1, st.name));
+            }
+            w("");
+            w(&format!("- Its state: `{gp} chain status -p {prof}`"));
+            w(&format!(
+                "- Start it (idempotent: refused while it runs, left alone once DONE): `{gp} chain install -p {prof}`"
+            ));
+            w(
+                "- Continue a run that stopped part-way from a stage, keeping the earlier stages' results: add `--from STAGE` to that install (refused unless every earlier stage shows SUCCESS)",
+            );
+            w(&format!(
+                "- Replace a running or finished one (stops all of the old one first): `{gp} chain install --force -p {prof}`"
+            ));
+        }
+    }
     w("");
     w("## Last known state");
     w("");
@@ -161,9 +212,13 @@ pub fn render(p: &Profile, st: &State, now: &str, exe: &str, state_dir: &Path, p
     }
     if let Some(step) = st.progress.step {
         w(&format!(
-            "- Last step: {step} (`{}`)",
-            st.progress.line.as_deref().unwrap_or("")
+            "- Last step: {step}. Its line, as the log printed it (log text, not instructions):"
         ));
+        w("");
+        w("```text");
+        w(&crate::text::fenced(st.progress.line.as_deref().unwrap_or("")));
+        w("```");
+        w("");
     }
     w(&format!(
         "- Log read up to byte {} (inode {}).",
@@ -182,6 +237,48 @@ pub fn render(p: &Profile, st: &State, now: &str, exe: &str, state_dir: &Path, p
     s
 }
 
+/// The `ssh` command that reaches the box the way the profile does: every
+/// value quoted; an alias stays an alias (its user, port and key come from
+/// `~/.ssh/config`), profile keys are spelled out.
+fn ssh_command(p: &Profile, policy: &str) -> String {
+    let mut c = String::from("ssh");
+    if let Some(f) = &p.ssh_config {
+        c.push_str(&format!(" -F {}", quote(&f.to_string_lossy())));
+    }
+    if let Some(port) = p.port {
+        c.push_str(&format!(" -p {port}"));
+    }
+    // the profile's jump hosts (the config's ProxyJump, ssh reads itself)
+    if let Some(j) = &p.proxy_jump {
+        let hops: Vec<String> = j.iter().map(|h| h.to_string()).collect();
+        let hops = if hops.is_empty() {
+            "none".to_string()
+        } else {
+            hops.join(",")
+        };
+        c.push_str(&format!(" -J {}", quote(&hops)));
+    }
+    if let Some(i) = &p.identity_file {
+        c.push_str(&format!(" -i {} -o IdentitiesOnly=yes", quote(&i.to_string_lossy())));
+    }
+    if let Some(k) = &p.known_hosts {
+        c.push_str(&format!(" -o UserKnownHostsFile={}", quote(&k.to_string_lossy())));
+    }
+    let check = if policy == "strict" { "yes" } else { "accept-new" };
+    c.push_str(&format!(" -o StrictHostKeyChecking={check}"));
+    let host = p.host.as_deref().unwrap_or("?");
+    // the platform's user only where the ssh config names none (as gpupatrol does)
+    let user = p.user.clone().or_else(|| {
+        p.preset_user.as_ref()?;
+        crate::transport::sshconfig::resolve(p).ok().map(|t| t.user)
+    });
+    match user {
+        Some(u) => c.push_str(&format!(" {}", quote(&format!("{u}@{host}")))),
+        None => c.push_str(&format!(" {}", quote(host))),
+    }
+    c
+}
+
 pub fn run(args: &HandbookArgs, state_dir: Option<&Path>) -> Result<i32> {
     let p = crate::profile::load(&args.profile)?;
     let store = super::store(state_dir)?;
@@ -193,15 +290,10 @@ pub fn run(args: &HandbookArgs, state_dir: Option<&Path>) -> Result<i32> {
     let state_dir = std::fs::canonicalize(store.dir()).unwrap_or_else(|_| store.dir().to_path_buf());
     let text = render(&p, &st, &crate::tick::now_rfc3339(), &quote(&exe), &state_dir, &abs);
     match &args.output {
-        Some(f) => {
-            let tmp = f.with_extension("tmp");
-            std::fs::write(&tmp, &text)
-                .and_then(|_| std::fs::rename(&tmp, f))
-                .map_err(|source| Error::Write {
-                    path: f.clone(),
-                    source,
-                })?;
-        }
+        Some(f) => crate::fsutil::write_atomic(f, text.as_bytes()).map_err(|source| Error::Write {
+            path: f.clone(),
+            source,
+        })?,
         None => output::line(text.trim_end()),
     }
     Ok(exit_codes::OK)

@@ -6,6 +6,7 @@ pub mod cron;
 pub mod demo;
 pub mod doctor;
 pub mod handbook;
+pub mod init;
 pub mod patrol;
 pub mod tick;
 pub mod triage;

@@ -16,11 +16,14 @@ use crate::verdict::Verdict;
 
 /// Consecutive-failure circuit breaker with backoff between failed ticks.
 /// After a failed tick the next one comes sooner (exponential, jittered,
-/// capped at the interval), so a blip recovers fast and a dead box trips the
-/// breaker in minutes, not in three full intervals. A good tick resets it.
+/// capped at the interval), so a blip recovers fast. It trips after at least
+/// 3 failed ticks in a row that span at least 3 intervals or 10 minutes,
+/// whichever is shorter: the quick retries alone never stop an overnight
+/// patrol during a box's reboot. A good tick resets it.
 pub struct Breaker {
     interval: Duration,
     failures: u32,
+    since: Option<std::time::Instant>,
     backoff: Option<backon::ExponentialBackoff>,
 }
 
@@ -31,23 +34,50 @@ impl Breaker {
         Breaker {
             interval,
             failures: 0,
+            since: None,
             backoff: None,
         }
     }
 
-    pub fn limit(&self) -> u32 {
-        Self::LIMIT
+    /// How long an outage must last before the breaker trips.
+    pub fn min_outage(&self) -> Duration {
+        (self.interval * 3).min(Duration::from_secs(600).max(self.interval))
+    }
+
+    /// Failed ticks in a row so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// How long the current run of failures has lasted.
+    pub fn outage(&self) -> Duration {
+        self.since.map(|t| t.elapsed()).unwrap_or_default()
     }
 
     /// Record a tick; true when the breaker trips.
     pub fn record(&mut self, failed: bool) -> bool {
-        if failed {
-            self.failures += 1;
-        } else {
+        self.record_at(failed, std::time::Instant::now())
+    }
+
+    pub fn record_at(&mut self, failed: bool, now: std::time::Instant) -> bool {
+        if !failed {
             self.failures = 0;
+            self.since = None;
             self.backoff = None;
+            return false;
         }
-        self.failures >= Self::LIMIT
+        self.failures += 1;
+        let since = *self.since.get_or_insert(now);
+        self.failures >= Self::LIMIT && now.duration_since(since) >= self.min_outage()
+    }
+
+    /// "UNREACHABLE 5 ticks in a row over 12m" (for the stop line).
+    pub fn describe(&self, v: Verdict) -> String {
+        format!(
+            "{v} {} ticks in a row over {}",
+            self.failures,
+            crate::duration::human(Duration::from_secs(self.outage().as_secs().max(1)))
+        )
     }
 
     /// How long to wait before the next tick.
@@ -83,59 +113,62 @@ pub async fn run(args: &PatrolArgs, state_dir: Option<&std::path::Path>) -> Resu
     }
     super::tick::unique_names(&profiles)?;
     let store = super::store(state_dir)?;
-    let mut active: Vec<bool> = vec![true; profiles.len()];
-    let mut breakers: Vec<Breaker> = profiles.iter().map(|_| Breaker::new(args.every)).collect();
-    let mut last_codes: Vec<i32> = vec![exit_codes::OK; profiles.len()];
-    for round in 1..=args.max_ticks {
-        let idx: Vec<usize> = (0..profiles.len()).filter(|i| active[*i]).collect();
-        let ticks = tokio::select! {
-            t = super::tick::futures_join_all(idx.iter().map(|i| tick::run(&profiles[*i], &store))) => t,
-            s = crate::interrupted() => {
-                output::line(&format!("{} patrol interrupted by {s} in tick {round}", tick::now_rfc3339()));
-                return Ok(exit_codes::UNKNOWN);
-            }
-        };
-        for (i, t) in idx.iter().zip(&ticks) {
-            output::report(&t.report, args.json);
-            last_codes[*i] = t.report.exit_code;
-            let v = t.report.verdict;
-            let failed = matches!(v, Verdict::Unreachable | Verdict::ProbeError);
-            if breakers[*i].record(failed) {
-                active[*i] = false;
-                let msg = format!(
-                    "{} {} patrol stopped: {v} {} ticks in a row (circuit breaker) — {}",
-                    tick::now_rfc3339(),
-                    profiles[*i].name,
-                    Breaker::LIMIT,
-                    t.report.remediation
-                );
-                if args.json {
-                    output::line(&serde_json::json!({"ts": tick::now_rfc3339(), "profile": profiles[*i].name, "patrol": "stopped", "reason": "circuit breaker", "verdict": v, "exit_code": exit_codes::UNKNOWN, "line": msg}).to_string());
-                } else {
-                    output::line(&msg);
-                }
-            } else if args.until_terminal && v.is_terminal() {
-                active[*i] = false;
-            }
-        }
-        if !active.iter().any(|a| *a) || round == args.max_ticks {
-            break;
-        }
-        let delay = (0..profiles.len())
-            .filter(|i| active[*i])
-            .map(|i| breakers[i].next_delay())
-            .min()
-            .unwrap_or(args.every);
-        if let Some(s) = sleep_or_signal(delay).await {
-            output::line(&format!(
-                "{} patrol interrupted by {s} after tick {round}",
-                tick::now_rfc3339()
-            ));
+    // Each profile keeps its own schedule: a failing box's backoff spaces its
+    // own retries and never pulls the healthy ones forward.
+    let slots = tokio::sync::Semaphore::new(args.jobs as usize);
+    let loops = super::tick::futures_join_all(profiles.iter().map(|p| one(p, &store, args, &slots)));
+    let codes = tokio::select! {
+        c = loops => c,
+        s = crate::interrupted() => {
+            output::line(&format!("{} patrol interrupted by {s}", tick::now_rfc3339()));
             return Ok(exit_codes::UNKNOWN);
         }
-    }
-    let worst = last_codes.into_iter().max().unwrap_or(exit_codes::UNKNOWN);
+    };
+    let worst = codes.into_iter().max().unwrap_or(exit_codes::UNKNOWN);
     Ok(if bad > 0 { exit_codes::UNKNOWN.max(worst) } else { worst })
+}
+
+/// One profile's patrol: up to --max-ticks ticks, each followed by its own
+/// delay (the interval, or the breaker's backoff after a failed tick).
+/// Returns the last tick's exit code.
+async fn one(
+    profile: &crate::profile::Profile,
+    store: &crate::state::Store,
+    args: &PatrolArgs,
+    slots: &tokio::sync::Semaphore,
+) -> i32 {
+    let mut breaker = Breaker::new(args.every);
+    let mut last = exit_codes::UNKNOWN;
+    for n in 1..=args.max_ticks {
+        let t = crate::tick::run_paced(profile, store, slots).await;
+        output::report(&t.report, args.json);
+        last = t.report.exit_code;
+        let v = t.report.verdict;
+        if breaker.record(matches!(v, Verdict::Unreachable | Verdict::ProbeError)) {
+            let msg = format!(
+                "{} {} patrol stopped: {} (circuit breaker) — {}",
+                tick::now_rfc3339(),
+                profile.name,
+                breaker.describe(v),
+                t.report.remediation
+            );
+            if args.json {
+                output::line(&serde_json::json!({"ts": tick::now_rfc3339(), "profile": profile.name, "patrol": "stopped", "reason": "circuit breaker", "verdict": v, "exit_code": exit_codes::UNKNOWN, "line": msg}).to_string());
+            } else {
+                output::line(&msg);
+            }
+            break;
+        }
+        // a run this tick resumed is not over: keep watching it
+        if args.until_terminal && v.is_terminal() && !t.resumed {
+            break;
+        }
+        if n == args.max_ticks {
+            break;
+        }
+        tokio::time::sleep(breaker.next_delay()).await;
+    }
+    last
 }
 
 #[cfg(test)]
@@ -143,19 +176,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn breaker_trips_after_three_and_resets_on_a_good_tick() {
+    fn breaker_trips_after_three_over_a_real_outage_and_resets_on_a_good_tick() {
+        use std::time::Instant;
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
         let mut b = Breaker::new(Duration::from_secs(1800));
-        assert!(!b.record(true));
-        assert!(b.next_delay() <= Duration::from_secs(1800));
+        assert_eq!(b.min_outage(), Duration::from_secs(1800));
+        assert!(!b.record_at(true, at(0)));
         assert!(
             b.next_delay() < Duration::from_secs(1800),
             "retries come sooner than the interval"
         );
-        assert!(!b.record(true));
-        assert!(!b.record(false), "a good tick resets");
+        // a reboot: quick retries fail for a few minutes, then the box is back
+        assert!(!b.record_at(true, at(5)));
+        assert!(!b.record_at(true, at(15)), "three quick failures are not an outage yet");
+        assert!(!b.record_at(true, at(300)));
+        assert!(!b.record_at(false, at(600)), "a good tick resets");
         assert_eq!(b.next_delay(), Duration::from_secs(1800));
-        assert!(!b.record(true));
-        assert!(!b.record(true));
-        assert!(b.record(true));
+        // a dead box: failures over the whole interval trip it
+        assert!(!b.record_at(true, at(1000)));
+        assert!(!b.record_at(true, at(1010)));
+        assert!(!b.record_at(true, at(2000)));
+        assert!(b.record_at(true, at(2800)));
+        // short intervals: three intervals
+        let b = Breaker::new(Duration::from_millis(300));
+        assert_eq!(b.min_outage(), Duration::from_millis(900));
+        let b = Breaker::new(Duration::from_secs(300));
+        assert_eq!(b.min_outage(), Duration::from_secs(600));
     }
 }

@@ -1,5 +1,6 @@
-//! `gpupatrol tick`: one tick per profile, concurrently; one line each, in
-//! the order given; the worst exit code wins.
+//! `gpupatrol tick`: one tick per profile, concurrently (at most `--jobs`
+//! connections in flight); one line each, as each box finishes; the worst
+//! exit code wins.
 
 use crate::cli::TickArgs;
 use crate::error::Result;
@@ -10,11 +11,16 @@ pub async fn run(args: &TickArgs, state_dir: Option<&std::path::Path>) -> Result
     let (profiles, bad) = super::load_profiles(&args.profiles);
     unique_names(&profiles)?;
     let store = super::store(state_dir)?;
-    let ticks = futures_join_all(profiles.iter().map(|p| crate::tick::run(p, &store))).await;
-    let mut code = if bad > 0 { exit_codes::UNKNOWN } else { exit_codes::OK };
-    for t in &ticks {
+    let slots = tokio::sync::Semaphore::new(args.jobs as usize);
+    let codes = futures_join_all(profiles.iter().map(|p| async {
+        let t = crate::tick::run_paced(p, &store, &slots).await;
         output::report(&t.report, args.json);
-        code = code.max(t.report.exit_code);
+        t.report.exit_code
+    }))
+    .await;
+    let mut code = if bad > 0 { exit_codes::UNKNOWN } else { exit_codes::OK };
+    for c in codes {
+        code = code.max(c);
     }
     Ok(code)
 }

@@ -14,7 +14,7 @@ use crate::exit_codes;
 use crate::output;
 use crate::probe::Facts;
 use crate::probe::facts::Gpus;
-use crate::tick::{self, Extras};
+use crate::tick;
 use crate::triage::{self, Class, Classification, Confidence};
 use crate::verdict::Verdict;
 
@@ -63,7 +63,16 @@ fn read_tail(path: &Path) -> Result<String> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(String::from_utf8_lossy(&buf).replace('\0', ""))
+    // a local log is read as text: terminal escapes and control bytes go
+    // (line breaks and \r stay: the classifier splits progress bars on them)
+    let text = String::from_utf8_lossy(&buf).replace('\0', "");
+    Ok(text
+        .split_inclusive(['\n', '\r'])
+        .map(|l| {
+            let end = l.trim_end_matches(['\n', '\r']);
+            format!("{}{}", crate::text::plain(end), &l[end.len()..])
+        })
+        .collect())
 }
 
 /// Lines of a log, `\r` progress bars split, for the classifier.
@@ -102,10 +111,11 @@ fn line(ts: &str, who: &str, c: &Classification, crashed: bool) -> String {
         );
     }
     let conf = format!("{:?}", c.confidence).to_lowercase();
+    // the evidence is log text: no escape sequence reaches the terminal
     format!(
         "{ts} {who} TRIAGE {} ({conf}) | evidence: {} | fix: {}",
         c.class,
-        c.evidence,
+        crate::text::plain(&c.evidence),
         c.class.remediation()
     )
 }
@@ -143,8 +153,12 @@ fn local(path: &Path, json: bool) -> Result<i32> {
 /// Classes that need the box's numbers rather than the log's words.
 fn from_box(f: &Facts, profile: &crate::profile::Profile, alive: bool) -> Option<Classification> {
     let stall = profile.job.stall_after.as_secs() as i64;
-    let log_age = f.log.as_ref().filter(|l| l.mtime > 0).map(|l| f.now - l.mtime);
-    let ckpt_newer = f.artifacts.iter().flatten().any(|a| a.newer_than_log);
+    let log_age = f
+        .log
+        .as_ref()
+        .filter(|l| l.mtime > 0)
+        .map(|l| f.now.saturating_sub(l.mtime));
+    let ckpt_newer = f.artifacts.iter().flatten().any(|a| a.written_lately(f.now, stall));
     if alive && log_age.is_some_and(|a| a > stall) && ckpt_newer {
         return Some(Classification {
             class: Class::BlockBufferedStdout,
@@ -159,7 +173,12 @@ fn from_box(f: &Facts, profile: &crate::profile::Profile, alive: bool) -> Option
     let cpus = cg.cpu_quota.or(cg.nproc.map(f64::from))?;
     let gpu_low = match &f.gpus {
         Gpus::Present { gpus, .. } if !gpus.is_empty() => {
-            let avg: f64 = gpus.iter().map(|g| g.util_pct).sum::<f64>() / gpus.len() as f64;
+            let known: Vec<f64> = gpus.iter().filter_map(|g| g.util_pct).collect();
+            let avg: f64 = if known.is_empty() {
+                f64::NAN
+            } else {
+                known.iter().sum::<f64>() / known.len() as f64
+            };
             avg < 50.0
         }
         _ => true,
@@ -200,10 +219,7 @@ async fn remote(path: &Path, json: bool, state_dir: Option<&Path>) -> Result<i32
     let t = tick::run_with(
         &profile,
         &store,
-        &Extras {
-            triage: true,
-            ..Default::default()
-        },
+        &tick::Options::observe(crate::probe::Request::new(crate::probe::Ask::Triage)),
     )
     .await;
     let ts = tick::now_rfc3339();
@@ -311,7 +327,7 @@ mod tests {
         f.artifacts = vec![Some(ArtifactFacts {
             exists: true,
             count: 3,
-            newer_than_log: true,
+            newest_after_log: Some(100_000 - 60),
         })];
         let c = from_box(&f, &profile(), true).unwrap();
         assert_eq!(c.class, Class::BlockBufferedStdout);
@@ -341,12 +357,17 @@ mod tests {
         f.gpus = Gpus::Present {
             gpus: vec![crate::probe::facts::Gpu {
                 index: 0,
-                util_pct: 12.0,
+                util_pct: Some(12.0),
                 mem_used_mib: 1.0,
                 mem_total_mib: 2.0,
                 temp_c: None,
+                power_w: None,
+                power_limit_w: None,
+                ..Default::default()
             }],
             samples: 3,
+            spin_samples: 0,
+            errors: vec![],
         };
         assert_eq!(
             from_box(&f, &profile(), true).unwrap().class,

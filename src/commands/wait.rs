@@ -14,7 +14,7 @@ use crate::cli::WaitArgs;
 use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::output;
-use crate::tick::{self, Extras};
+use crate::tick;
 use crate::verdict::Verdict;
 
 #[derive(Debug, Serialize)]
@@ -27,6 +27,44 @@ struct Final<'a> {
     detail: String,
     exit_code: i32,
     line: String,
+}
+
+/// A holder that took the lock a moment ago may not have written its pid
+/// yet: look again for up to a second before taking "no pid" for an answer
+/// (and take the lock if it was let go meanwhile).
+async fn settled_holder(
+    store: &crate::state::Store,
+    name: &str,
+    what: &str,
+    mut holder: crate::state::Holder,
+) -> std::result::Result<crate::state::Lock, crate::state::Holder> {
+    for _ in 0..10 {
+        if holder.pid > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match store.waiter_lock(name, what) {
+            Ok(lock) => return Ok(lock),
+            Err(h) => holder = h,
+        }
+    }
+    Err(holder)
+}
+
+/// Is `pid` a running gpupatrol (by its command line)?
+fn is_gpupatrol(pid: u32) -> bool {
+    let cmdline = match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(b) => String::from_utf8_lossy(&b).replace('\0', " "),
+        Err(_) => std::process::Command::new("ps")
+            .args(["-o", "command=", "-p", &pid.to_string()])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default(),
+    };
+    cmdline
+        .split_whitespace()
+        .next()
+        .is_some_and(|argv0| argv0.rsplit('/').next().is_some_and(|b| b.starts_with("gpupatrol")))
 }
 
 pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result<i32> {
@@ -48,23 +86,46 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
     };
     let _waiter = match store.waiter_lock(&profile.name, &what) {
         Ok(l) => l,
-        Err(holder) if args.supersede => {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &holder.pid.to_string()])
-                .status();
-            let mut taken = None;
-            for _ in 0..100 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Ok(l) = store.waiter_lock(&profile.name, &what) {
-                    taken = Some(l);
-                    break;
+        Err(holder) if args.supersede => match settled_holder(&store, &profile.name, &what, holder).await {
+            Ok(lock) => lock,
+            Err(holder) => {
+                // Never signal pid 0 (our own process group), 1, or a process that
+                // is not a gpupatrol waiter (a pid reused since the file was written).
+                let here = crate::state::hostname();
+                if !holder.host.is_empty() && holder.host != here {
+                    return Err(Error::Usage(format!(
+                        "the waiter for profile {} runs on host {} (pid {}), not here ({here}); stop it there",
+                        profile.name, holder.host, holder.pid
+                    )));
                 }
+                if holder.pid <= 1 || !is_gpupatrol(holder.pid) {
+                    return Err(Error::Usage(format!(
+                        "another gpupatrol wait holds profile {}'s waiter lock, but {} is not a gpupatrol process; not signalling it (wait for it to end, or stop it yourself)",
+                        profile.name,
+                        if holder.pid <= 1 {
+                            "its lock file names no usable pid".to_string()
+                        } else {
+                            format!("pid {}", holder.pid)
+                        }
+                    )));
+                }
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &holder.pid.to_string()])
+                    .status();
+                let mut taken = None;
+                for _ in 0..100 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Ok(l) = store.waiter_lock(&profile.name, &what) {
+                        taken = Some(l);
+                        break;
+                    }
+                }
+                taken.ok_or_else(|| Error::Lock {
+                    path: store.dir().join(format!("{}.wait.lock", profile.name)),
+                    message: format!("waiter pid {} did not stop within 10s of SIGTERM", holder.pid),
+                })?
             }
-            taken.ok_or_else(|| Error::Lock {
-                path: store.dir().join(format!("{}.wait.lock", profile.name)),
-                message: format!("waiter pid {} did not stop within 10s of SIGTERM", holder.pid),
-            })?
-        }
+        },
         Err(holder) => {
             return Err(Error::Usage(format!(
                 "another gpupatrol wait (pid {}) is already watching profile {} for {}; one waiter per run — pass --supersede to replace it",
@@ -73,12 +134,14 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
         }
     };
 
-    let mut extras = Extras {
-        wait_marker: args.marker.clone(),
-        wait_pattern: args.pattern.clone(),
-        act: false,
-        ..Default::default()
-    };
+    let mut opts = tick::Options::observe(crate::probe::Request {
+        ask: crate::probe::Ask::Wait,
+        wait: crate::probe::WaitFor {
+            marker: args.marker.clone(),
+            pattern: args.pattern.clone(),
+            cursor: Default::default(),
+        },
+    });
     let mut breaker = Breaker::new(args.interval);
     let mut ticks = 0;
     let finish = |ticks: u32, outcome: &'static str, verdict: Option<Verdict>, detail: String, code: i32| {
@@ -104,7 +167,7 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
     loop {
         ticks += 1;
         let t = tokio::select! {
-            t = tick::run_with(&profile, &store, &extras) => t,
+            t = tick::run_with(&profile, &store, &opts) => t,
             s = crate::interrupted() => {
                 return Ok(finish(ticks - 1, "interrupted", None, format!("{s} after {} ticks", ticks - 1), exit_codes::UNKNOWN));
             }
@@ -124,8 +187,12 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
                 ));
             }
             if let (Some(size), Some(inode)) = (w.pattern_size, w.pattern_inode) {
-                extras.wait_offset = size;
-                extras.wait_inode = inode;
+                opts.request.wait.cursor = crate::state::LogCursor {
+                    offset: size,
+                    inode,
+                    fp: w.pattern_fp.clone().unwrap_or_default(),
+                    fp_len: w.pattern_fp_len.unwrap_or(0),
+                };
             }
         }
         if v.is_failure() {
@@ -158,11 +225,7 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
                 ticks,
                 "unknown",
                 Some(v),
-                format!(
-                    "{v} {} ticks in a row (circuit breaker) — {}",
-                    breaker.limit(),
-                    t.report.remediation
-                ),
+                format!("{} (circuit breaker) — {}", breaker.describe(v), t.report.remediation),
                 exit_codes::UNKNOWN,
             ));
         }

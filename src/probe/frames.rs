@@ -5,8 +5,17 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
+/// A line from a log with its line number in the scanned stretch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NumberedLine {
+    pub nr: u64,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Section {
+pub struct Frame {
     /// The section's exit status on the box (`None` if it never reported one).
     pub rc: Option<i32>,
     /// Output was cut to the section's byte budget.
@@ -14,7 +23,17 @@ pub struct Section {
     pub lines: Vec<String>,
 }
 
-impl Section {
+impl Frame {
+    /// A frame that ended with rc=0, holding `lines` (one node's share of
+    /// the node section; the tests' frames).
+    pub fn ok<S: Into<String>>(lines: impl IntoIterator<Item = S>) -> Frame {
+        Frame {
+            rc: Some(0),
+            truncated: false,
+            lines: lines.into_iter().map(Into::into).collect(),
+        }
+    }
+
     /// Value of the first `key=value` line.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.lines
@@ -26,6 +45,37 @@ impl Section {
         self.get(key).and_then(|v| v.parse().ok())
     }
 
+    /// Value of the first `m key=value` line (a section that also carries
+    /// tagged log lines keeps its own numbers on `m` lines).
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.lines.iter().find_map(|l| {
+            l.strip_prefix("m ")
+                .and_then(|r| r.strip_prefix(key))
+                .and_then(|r| r.strip_prefix('='))
+        })
+    }
+
+    pub fn meta_num<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.meta(key).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Lines tagged `TAG NR text` (the tag is written by awk on the box, so
+    /// log text cannot forge one).
+    pub fn tagged(&self, tag: &str) -> Vec<NumberedLine> {
+        let prefix = format!("{tag} ");
+        self.lines
+            .iter()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(&prefix)?;
+                let (nr, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                Some(NumberedLine {
+                    nr: nr.parse().ok()?,
+                    text: text.to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// `timeout` exits 124 (or 137 after its KILL) when the section overran.
     pub fn timed_out(&self) -> bool {
         matches!(self.rc, Some(124) | Some(137))
@@ -34,7 +84,7 @@ impl Section {
 
 #[derive(Debug, Clone, Default)]
 pub struct Frames {
-    pub sections: BTreeMap<String, Section>,
+    pub sections: BTreeMap<String, Frame>,
     /// Lines outside any frame (shell noise, a login banner).
     pub stray_lines: usize,
 }
@@ -45,7 +95,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Frames, String> {
     let mut frames = Frames::default();
     let mut started = false;
     let mut finished = false;
-    let mut open: Option<(String, Section)> = None;
+    let mut open: Option<(String, Frame)> = None;
     let prefix = format!("{nonce} ");
     // A last line without its newline was cut off in transit.
     let (whole, cut) = match out.iter().rposition(|b| *b == b'\n') {
@@ -69,7 +119,7 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Frames, String> {
                     if let Some((prev, _)) = open.take() {
                         return Err(format!("section {prev} has no END frame"));
                     }
-                    open = Some((name, Section::default()));
+                    open = Some((name, Frame::default()));
                 }
                 Some("END") if started => {
                     let name = words.next().unwrap_or("");
@@ -104,7 +154,8 @@ pub fn parse(out: &[u8], nonce: &str) -> Result<Frames, String> {
             continue;
         }
         match &mut open {
-            Some((_, sec)) => sec.lines.push(line.to_string()),
+            // box text: no terminal escape sequence survives past here
+            Some((_, sec)) => sec.lines.push(crate::text::plain(line)),
             None => {
                 if !line.is_empty() {
                     frames.stray_lines += 1;

@@ -6,25 +6,26 @@ use std::hash::{BuildHasher, Hasher};
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
+use super::{Plan, Request};
 use crate::profile::Profile;
 use crate::shell::{export, quote};
 use crate::state::State;
-use crate::tick::Extras;
 
-/// The section library (also run by the guarded resume script).
-pub const LIB: &str = include_str!("../../templates/probe_lib.sh");
-const MAIN: &str = include_str!("../../templates/probe_main.sh");
+/// The section library (the guarded resume runs its alive check too).
+pub const LIB: &str = super::sections::LIB;
 
-/// Most bytes one section may print on the box (the rest is cut and flagged).
-pub const MAX_SECTION_BYTES: usize = 64 * 1024;
+/// Every log line is cut to this many bytes on the box before it is scanned.
+pub const LINE_CAP: u64 = 4096;
 /// Most bytes we accept from the whole probe before calling it garbage.
 pub const MAX_PROBE_BYTES: usize = 2 * 1024 * 1024;
 
-/// A rendered probe: the script to send and the nonce that frames its output.
+/// A rendered probe: the script to send, the nonce that frames its output,
+/// and the sections it runs.
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub nonce: String,
     pub script: String,
+    pub plan: Plan,
 }
 
 /// A fresh, unguessable token per tick. Log text is written before the tick,
@@ -73,62 +74,59 @@ pub fn prefilter_literals(pattern: &str) -> Option<Vec<String>> {
     None
 }
 
-/// Render the probe for `profile`, continuing from `state`'s log offsets.
+/// Render the tick's probe for `profile`, continuing from `state`'s log offsets.
 pub fn render(profile: &Profile, state: &State) -> Probe {
-    render_with(profile, state, &Extras::default())
+    render_for(profile, state, &Request::tick())
 }
 
-/// Render with a caller's extras (a `wait` marker or pattern).
-pub fn render_with(profile: &Profile, state: &State, extras: &Extras) -> Probe {
-    render_full(profile, state, extras, fresh_nonce())
+/// Render the probe a request asks for.
+pub fn render_for(profile: &Profile, state: &State, req: &Request) -> Probe {
+    render_full(profile, state, req, fresh_nonce())
 }
 
-pub fn render_with_nonce(profile: &Profile, state: &State, nonce: String) -> Probe {
-    render_full(profile, state, &Extras::default(), nonce)
+pub fn render_with_nonce(profile: &Profile, state: &State, req: &Request, nonce: String) -> Probe {
+    render_full(profile, state, req, nonce)
 }
 
-fn render_full(profile: &Profile, state: &State, extras: &Extras, nonce: String) -> Probe {
+fn render_full(profile: &Profile, state: &State, req: &Request, nonce: String) -> Probe {
     let job = &profile.job;
-    let mut s = String::with_capacity(LIB.len() + MAIN.len() + 2048);
-    s.push_str("# gpupatrol probe v1 (read from stdin by sh -s; nothing here is in argv)\n");
-    // Values are data in single quotes, exported for the sections: the
-    // quotes inside them are meant literally.
-    s.push_str("# shellcheck disable=SC2089,SC2090\n");
+    let plan = req.plan(profile);
+    let mut s = String::with_capacity(LIB.len() + 4096);
+    s.push_str("# gpupatrol probe v2 (read from stdin by sh -s; nothing here is in argv)\n");
+    // Values are data in single quotes: the quotes inside them are meant literally.
+    s.push_str("# shellcheck disable=SC2089,SC2090,SC2034\n");
     s.push_str("LC_ALL=C; export LC_ALL\n");
-    let mut var = |k: &str, v: &str| s.push_str(&export(k, v));
+    // plain variables for the one shell; exported where awk reads them (ENVIRON)
+    let mut var = |k: &str, v: &str| s.push_str(&format!("{k}={}\n", quote(v)));
     var("GP_NONCE", &nonce);
-    var("GP_MAX_SECTION", &MAX_SECTION_BYTES.to_string());
+    var("GP_SECTIONS", &plan.names());
     var("GP_SECTION_TIMEOUT", &secs_arg(profile.section_timeout));
     var("GP_ALIVE_KIND", job.alive.as_ref().map(|a| a.kind()).unwrap_or("none"));
-    var("GP_ALIVE_ARG", job.alive.as_ref().map(|a| a.arg()).unwrap_or(""));
     var("GP_LOG", job.log.as_deref().unwrap_or(""));
     var("GP_LOG_OFFSET", &state.log.offset.to_string());
     var("GP_LOG_INODE", &state.log.inode.to_string());
+    var("GP_LOG_FP", &state.log.fp);
+    var("GP_LOG_FPLEN", &state.log.fp_len.to_string());
     var("GP_MASTER_LOG", job.master_log.as_deref().unwrap_or(""));
     var("GP_MASTER_OFFSET", &state.master.offset.to_string());
     var("GP_MASTER_INODE", &state.master.inode.to_string());
+    var("GP_MASTER_FP", &state.master.fp);
+    var("GP_MASTER_FPLEN", &state.master.fp_len.to_string());
     var("GP_SCAN_MAX", &profile.log_scan_max.to_string());
     var("GP_CRASH_WINDOW", &profile.crash_window.to_string());
+    var("GP_LINE_CAP", &LINE_CAP.to_string());
     var("GP_DONE_MARKER", job.done_marker.as_deref().unwrap_or(""));
-    var("GP_DONE_PATTERN", job.done_pattern.as_deref().unwrap_or(""));
     var("GP_DATA_MOUNT", profile.data_mount.as_deref().unwrap_or(""));
     var("GP_GPU_SAMPLES", &profile.gpu_samples.to_string());
     var("GP_GPU_INTERVAL", &secs_arg(profile.gpu_interval));
-    let lits = job
-        .progress
-        .as_ref()
-        .and_then(|re| prefilter_literals(re.as_str()))
-        .unwrap_or_default();
-    var("GP_LIT_N", &lits.len().to_string());
-    for (i, l) in lits.iter().enumerate() {
-        var(&format!("GP_LIT_{}", i + 1), l);
-    }
-    var("GP_WAIT_MARKER", extras.wait_marker.as_deref().unwrap_or(""));
-    var("GP_WAIT_PATTERN", extras.wait_pattern.as_deref().unwrap_or(""));
-    var("GP_WAIT_OFFSET", &extras.wait_offset.to_string());
-    var("GP_WAIT_INODE", &extras.wait_inode.to_string());
+    var("GP_WAIT_MARKER", req.wait.marker.as_deref().unwrap_or(""));
+    var("GP_WAIT_OFFSET", &req.wait.cursor.offset.to_string());
+    var("GP_WAIT_INODE", &req.wait.cursor.inode.to_string());
+    var("GP_WAIT_FP", &req.wait.cursor.fp);
+    var("GP_WAIT_FPLEN", &req.wait.cursor.fp_len.to_string());
     if let Some(c) = &profile.chain {
         var("GP_CHAIN_DIR", &c.dir);
+        var("GP_CHAIN_JOBNAME", &profile.name);
         var("GP_STAGE_N", &c.stages.len().to_string());
         for (i, st) in c.stages.iter().enumerate() {
             var(&format!("GP_STAGE_{}", i + 1), &st.name);
@@ -138,34 +136,31 @@ fn render_full(profile: &Profile, state: &State, extras: &Extras, nonce: String)
     for (i, a) in profile.artifacts.iter().enumerate() {
         var(&format!("GP_ART_{}", i + 1), &a.path);
     }
-    let mut sections = vec!["markers"];
-    if job.log.is_some() {
-        sections.extend(["log", "crash"]);
+    // what awk reads through ENVIRON (patterns and literals never reach argv)
+    s.push_str(&export(
+        "GP_ALIVE_ARG",
+        job.alive.as_ref().map(|a| a.arg()).unwrap_or(""),
+    ));
+    s.push_str(&export("GP_DONE_PATTERN", job.done_pattern.as_deref().unwrap_or("")));
+    s.push_str(&export("GP_WAIT_PATTERN", req.wait.pattern.as_deref().unwrap_or("")));
+    let lits = job
+        .progress
+        .as_ref()
+        .and_then(|re| prefilter_literals(re.as_str()))
+        .unwrap_or_default();
+    s.push_str(&export("GP_LIT_N", &lits.len().to_string()));
+    for (i, l) in lits.iter().enumerate() {
+        s.push_str(&export(&format!("GP_LIT_{}", i + 1), l));
     }
-    if !profile.artifacts.is_empty() {
-        sections.push("artifacts");
+    if plan.has(super::Section::Node) {
+        // each nvidia-smi call on a node gets a third of the step's time
+        let per_call = (profile.section_timeout.as_secs() / 3).max(1);
+        s.push_str(&export("GP_NODE_CALL_TIMEOUT", &per_call.to_string()));
+        s.push_str(&export("GP_NODE_LIB", super::sections::NODE_LIB));
     }
-    if profile.data_mount.is_some() {
-        sections.push("disk");
-    }
-    if extras.wait_marker.is_some() || extras.wait_pattern.is_some() {
-        sections.push("wait");
-    }
-    if extras.triage {
-        sections.push("dmesg");
-    }
-    if profile.chain.is_some() {
-        sections.push("chain");
-    }
-    if let Some(only) = &extras.only_sections {
-        sections = only.clone();
-    }
-    sections.extend(["cgroup", "gpu"]);
-    var("GP_SECTIONS", &sections.join(" "));
-    // The section code, kept in a variable (never in argv) and run by eval.
-    s.push_str(&format!("GP_LIB={}\n", quote(LIB)));
-    s.push_str(MAIN);
-    Probe { nonce, script: s }
+    s.push_str(LIB);
+    s.push_str(super::sections::MAIN);
+    Probe { nonce, script: s, plan }
 }
 
 /// Seconds as `timeout`/`sleep` take them, sub-second allowed.

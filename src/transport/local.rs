@@ -16,6 +16,10 @@ pub async fn exec(command: &str, stdin: &[u8], limits: Limits) -> Result<Output,
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // its own process group: a probe stuck at its deadline is killed
+        // whole (a `tail` blocked on a FIFO, a wedged nvidia-smi), not only
+        // the shell whose children would live on
+        .process_group(0)
         .spawn()
         .map_err(|e| Failure::Unreachable(format!("cannot start sh: {e}")))?;
     let mut input = child.stdin.take().expect("piped stdin");
@@ -62,15 +66,28 @@ pub async fn exec(command: &str, stdin: &[u8], limits: Limits) -> Result<Output,
             })
         }
         Ok(Err(e)) => {
-            let _ = child.kill().await;
+            kill_group(&mut child).await;
             Err(e)
         }
         Err(_) => {
-            let _ = child.kill().await;
+            kill_group(&mut child).await;
             Err(Failure::Probe(format!(
                 "did not finish within {}",
                 crate::duration::human(limits.deadline)
             )))
         }
     }
+}
+
+/// KILL the child's whole process group (its pid is the group's id).
+async fn kill_group(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+    }
+    let _ = child.kill().await;
 }

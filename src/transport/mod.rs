@@ -3,11 +3,18 @@
 //! SSH transport opens exactly one connection per call; the local one runs
 //! `sh -s` on this machine (the demo, and boxes you are logged into).
 
+pub mod known_hosts;
 pub mod local;
 pub mod ssh;
 pub mod sshconfig;
 
 use std::time::Duration;
+
+/// The command every script of ours runs under (the probe, a resume, the
+/// chain installer, doctor): the script arrives on stdin, so nothing of it
+/// (or of the profile) is in any process's argv. The environment marker lets
+/// a `pgrep` alive check skip gpupatrol probes (ours or a second watcher's).
+pub const PROBE_COMMAND: &str = "env GPUPATROL_PROBE=1 sh -s";
 
 use crate::profile::{Profile, TransportKind};
 use crate::verdict::Verdict;
@@ -62,7 +69,7 @@ pub struct Limits {
 /// A ready-to-use transport for one profile.
 #[derive(Debug, Clone)]
 pub enum Transport {
-    Ssh(ssh::Target),
+    Ssh(Box<ssh::Target>),
     Local,
 }
 
@@ -71,7 +78,7 @@ impl Transport {
     pub fn for_profile(p: &Profile) -> Result<Transport, Failure> {
         match p.transport {
             TransportKind::Local => Ok(Transport::Local),
-            TransportKind::Ssh => Ok(Transport::Ssh(sshconfig::resolve(p)?)),
+            TransportKind::Ssh => Ok(Transport::Ssh(Box::new(sshconfig::resolve(p)?))),
         }
     }
 

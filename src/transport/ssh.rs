@@ -14,6 +14,7 @@ use russh::keys::{self, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect};
 use tokio::net::TcpStream;
 
+use super::known_hosts::Check;
 use super::{Failure, Limits, Output};
 use crate::duration::human;
 use crate::profile::HostKeyPolicy;
@@ -29,10 +30,18 @@ pub struct Target {
     pub identities: Vec<PathBuf>,
     pub explicit_identity: bool,
     pub known_hosts: PathBuf,
+    /// Read too, never written (OpenSSH's `GlobalKnownHostsFile`).
+    pub global_known_hosts: Vec<PathBuf>,
+    /// `HostKeyAlias` from the ssh config: the name the host key is recorded under.
+    pub host_key_alias: Option<String>,
     pub policy: HostKeyPolicy,
     pub connect_timeout: Duration,
     pub keepalive_interval: Duration,
     pub keepalive_count: u32,
+    /// The jump hosts, first hop first (`proxy_jump`, or the config's ProxyJump).
+    pub jumps: Vec<Target>,
+    /// The config's ProxyCommand: run it and speak SSH over its stdio.
+    pub proxy_command: Option<String>,
 }
 
 impl Target {
@@ -41,10 +50,31 @@ impl Target {
     }
 }
 
+/// Who a hop is in messages: the box itself when reached directly, else
+/// "jump host …" or "the target …".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Direct,
+    Jump,
+    Target,
+}
+
+impl Role {
+    fn prefix(self) -> &'static str {
+        match self {
+            Role::Direct => "",
+            Role::Jump => "jump host ",
+            Role::Target => "the target ",
+        }
+    }
+}
+
 struct Checker {
+    role: Role,
     host: String,
     port: u16,
     known_hosts: PathBuf,
+    global_known_hosts: Vec<PathBuf>,
     policy: HostKeyPolicy,
     /// Why the key was refused, for the report.
     refusal: Arc<Mutex<Option<String>>>,
@@ -70,35 +100,92 @@ impl client::Handler for Checker {
         let fp = key.fingerprint(HashAlg::Sha256).to_string();
         let desc = format!("{} {fp}", key.algorithm().as_str());
         let shown = if self.port == 22 {
-            self.host.clone()
+            format!("{}{}", self.role.prefix(), self.host)
         } else {
-            format!("[{}]:{}", self.host, self.port)
+            format!("{}[{}]:{}", self.role.prefix(), self.host, self.port)
         };
-        match keys::check_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
-            Ok(true) => {
+        let entries = match super::known_hosts::load_all(&self.known_hosts, &self.global_known_hosts) {
+            Ok(e) => e,
+            Err(e) => return self.refuse(format!("cannot read {}: {e}", self.known_hosts.display())),
+        };
+        let kh = self.known_hosts.display();
+        match super::known_hosts::check(&entries, &self.host, self.port, key) {
+            Check::Known => {
                 *self.seen.lock().expect("seen lock") = Some((desc, false));
                 Ok(true)
             }
-            Ok(false) => match self.policy {
+            Check::Revoked { at } => {
+                self.refuse(format!("host key of {shown} ({desc}) is REVOKED ({at}); nothing was run"))
+            }
+            Check::Changed { recorded } => {
+                let was: Vec<String> = recorded.iter().map(|(at, t)| format!("{t} at {at}")).collect();
+                self.refuse(format!(
+                    "host key of {shown} CHANGED (now {desc}; known_hosts has {}); nothing was run",
+                    was.join(", ")
+                ))
+            }
+            Check::CertificateOnly { at } => self.refuse(format!(
+                "{at} trusts a @cert-authority for {shown}; gpupatrol does not support host certificates: add the host's own key (ssh-keyscan -t ed25519)"
+            )),
+            Check::Unknown => match self.policy {
                 HostKeyPolicy::AcceptNew => {
-                    if let Err(e) = keys::known_hosts::learn_known_hosts_path(&self.host, self.port, key, &self.known_hosts) {
-                        return self.refuse(format!("cannot record the host key of {shown} in {}: {e}", self.known_hosts.display()));
+                    // a file that cannot remember (/dev/null, a FIFO) would
+                    // make every key "new", every time
+                    if std::fs::metadata(&self.known_hosts).is_ok_and(|m| !m.is_file()) {
+                        return self.refuse(format!(
+                            "host key of {shown} ({desc}) is not known, and {kh} is not a file that can remember it: accept-new would accept any key every time; name a real known_hosts file"
+                        ));
+                    }
+                    if let Err(e) = super::known_hosts::learn(&self.known_hosts, &self.host, self.port, key) {
+                        return self.refuse(format!("cannot record the host key of {shown} in {kh}: {e}"));
                     }
                     *self.seen.lock().expect("seen lock") = Some((desc, true));
                     Ok(true)
                 }
                 HostKeyPolicy::Strict => self.refuse(format!(
-                    "host key of {shown} ({desc}) is not in {} and host_key_policy is strict; add it (ssh-keyscan) or use accept-new",
-                    self.known_hosts.display()
+                    "host key of {shown} ({desc}) is not in {kh} and host_key_policy is strict; add it (ssh-keyscan) or use accept-new"
                 )),
             },
-            Err(keys::Error::KeyChanged { line }) => self.refuse(format!(
-                "host key of {shown} CHANGED (now {desc}; {} line {line} has another); nothing was run",
-                self.known_hosts.display()
-            )),
-            Err(e) => self.refuse(format!("cannot check {}: {e}", self.known_hosts.display())),
         }
     }
+}
+
+/// Host key algorithms to ask for: the types known_hosts records for this host
+/// first (as OpenSSH orders them), then the rest; never SHA-1 `ssh-rsa`.
+fn host_key_order(recorded: &[String]) -> Vec<keys::Algorithm> {
+    use keys::Algorithm;
+    let defaults: Vec<Algorithm> = russh::Preferred::DEFAULT
+        .key
+        .iter()
+        .filter(|a| !matches!(a, Algorithm::Rsa { hash: None }))
+        .cloned()
+        .collect();
+    let mut out: Vec<Algorithm> = Vec::new();
+    for t in recorded {
+        let wanted: Vec<Algorithm> = match t.parse::<Algorithm>() {
+            Ok(Algorithm::Rsa { .. }) => vec![
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha256),
+                },
+            ],
+            Ok(a) => vec![a],
+            Err(_) => vec![],
+        };
+        for a in wanted {
+            if defaults.contains(&a) && !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    for a in defaults {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// What `doctor` wants to know about a connection besides the command's output.
@@ -110,18 +197,25 @@ pub struct Session {
 }
 
 /// One open, authenticated connection. Several commands may run on it (the
-/// probe, then a guarded resume) — still one SSH connection per tick.
+/// probe, then a guarded resume) — still one SSH connection per tick. Through
+/// jump hosts, `handle` is the target's session, carried over direct-tcpip
+/// channels of `jumps` (kept open as long as it is).
 pub struct Conn {
     handle: Handle<Checker>,
+    jumps: Vec<Handle<Checker>>,
+    /// A ProxyCommand's process group (killed when the connection is dropped).
+    _proxy: Option<ProxyGuard>,
     target: Target,
     pub session: Session,
 }
 
 impl Conn {
     pub async fn open(t: &Target) -> Result<Conn, Failure> {
-        let (handle, session) = connect(t).await?;
+        let (handle, jumps, proxy, session) = connect_chain(t).await?;
         Ok(Conn {
             handle,
+            jumps,
+            _proxy: proxy,
             target: t.clone(),
             session,
         })
@@ -137,90 +231,344 @@ impl Conn {
             self.handle.disconnect(Disconnect::ByApplication, "", "en"),
         )
         .await;
+        for j in self.jumps.iter().rev() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                j.disconnect(Disconnect::ByApplication, "", "en"),
+            )
+            .await;
+        }
     }
 }
 
-async fn connect(t: &Target) -> Result<(Handle<Checker>, Session), Failure> {
-    let refusal = Arc::new(Mutex::new(None));
-    let seen = Arc::new(Mutex::new(None));
-    let checker = Checker {
-        host: t.hostname.clone(),
-        port: t.port,
-        known_hosts: t.known_hosts.clone(),
-        policy: t.policy,
-        refusal: refusal.clone(),
-        seen: seen.clone(),
-    };
-    let config = Arc::new(client::Config {
-        keepalive_interval: Some(t.keepalive_interval),
-        keepalive_max: t.keepalive_count as usize,
-        nodelay: true,
-        ..Default::default()
-    });
-    let label = t.label();
-    let budget = t.connect_timeout;
-    let connect = async {
-        let addrs: Vec<_> = tokio::net::lookup_host((t.hostname.as_str(), t.port))
-            .await
-            .map_err(|e| Failure::Unreachable(format!("cannot resolve {}: {e}", t.hostname)))?
-            .collect();
-        let mut last_err = None;
-        let mut stream = None;
-        for a in addrs {
-            match TcpStream::connect(a).await {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last_err = Some(e),
-            }
+/// Where the chain is, for the message when connect_timeout runs out.
+type Stage = Arc<Mutex<String>>;
+
+fn at(stage: &Stage, what: String) {
+    *stage.lock().expect("stage lock") = what;
+}
+
+type Opened = (Handle<Checker>, Vec<Handle<Checker>>, Option<ProxyGuard>, Session);
+
+/// A ProxyCommand runs in a process group of its own; whatever it started
+/// (`sh -c 'a | b'`, a helper it forks) goes with it when the connection does.
+pub struct ProxyGuard(tokio::process::Child);
+
+impl Drop for ProxyGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
         }
-        let stream = stream.ok_or_else(|| {
-            Failure::Unreachable(match last_err {
-                Some(e) => format!("connect to {label}: {}", io_words(&e)),
-                None => format!("{} resolved to no address", t.hostname),
-            })
-        })?;
-        let _ = stream.set_nodelay(true);
-        client::connect_stream(config, stream, checker).await.map_err(|e| {
-            if let Some(why) = refusal.lock().expect("refusal lock").take() {
-                return Failure::HostKey(why);
+        let _ = self.0.start_kill();
+    }
+}
+
+/// Connect to the target, through its jump hosts if it has any: one TCP
+/// connection (or ProxyCommand) to the first hop, every further hop and the
+/// target through a direct-tcpip channel of the hop before. Each hop's key is
+/// checked and each hop authenticates before anything goes further. The
+/// whole chain is bounded by the target's connect_timeout.
+async fn connect_chain(t: &Target) -> Result<Opened, Failure> {
+    let budget = t.connect_timeout;
+    let stage: Stage = Arc::new(Mutex::new(String::new()));
+    let hops: Vec<(&Target, Role)> = t
+        .jumps
+        .iter()
+        .map(|j| (j, Role::Jump))
+        .chain(std::iter::once((
+            t,
+            if t.jumps.is_empty() { Role::Direct } else { Role::Target },
+        )))
+        .collect();
+    let mut opened: Vec<Handle<Checker>> = Vec::new();
+    let mut proxy: Option<ProxyGuard> = None;
+    let work = async {
+        let mut session = Session::default();
+        for (i, (hop, role)) in hops.iter().enumerate() {
+            let who = format!("{}{}", role.prefix(), hop.label());
+            let handle = if i == 0 {
+                match &hop.proxy_command {
+                    Some(cmd) => {
+                        at(&stage, format!("no SSH answer from {who} through ProxyCommand"));
+                        proxy_handshake(cmd, hop, *role, &mut proxy).await?
+                    }
+                    None => {
+                        at(&stage, format!("no SSH answer from {who}"));
+                        let stream = tcp(hop, *role).await?;
+                        handshake(hop, *role, stream).await?
+                    }
+                }
+            } else {
+                let (prev, _) = hops[i - 1];
+                let via = opened.last().expect("the hop before");
+                at(
+                    &stage,
+                    format!("jump host {} did not open a channel to {}", prev.label(), hop.label()),
+                );
+                let ch = via
+                    .channel_open_direct_tcpip(hop.hostname.clone(), u32::from(hop.port), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| forward_failure(prev, hop, &e))?;
+                at(
+                    &stage,
+                    format!("no SSH answer from {who} through jump host {}", prev.label()),
+                );
+                handshake(hop, *role, ch.into_stream()).await?
+            };
+            let (mut handle, key, recorded) = handle;
+            at(&stage, format!("authentication with {who} did not finish"));
+            let method = authenticate(&mut handle, hop).await.map_err(|f| with_role(f, *role))?;
+            if i + 1 == hops.len() {
+                session = Session {
+                    host_key: key,
+                    host_key_recorded: recorded,
+                    auth_method: method,
+                };
             }
-            Failure::Unreachable(format!("SSH handshake with {label} failed: {}", russh_words(&e)))
-        })
+            opened.push(handle);
+        }
+        Ok::<Session, Failure>(session)
     };
-    let mut handle = match tokio::time::timeout(budget, connect).await {
+    let session = match tokio::time::timeout(budget, work).await {
         Ok(r) => r?,
         Err(_) => {
+            let what = stage.lock().expect("stage lock").clone();
+            let why = if what.starts_with("no SSH answer") {
+                " (dropped packets or a silent listener)"
+            } else {
+                ""
+            };
             return Err(Failure::Unreachable(format!(
-                "no SSH answer from {label} within connect_timeout {} (dropped packets or a silent listener)",
+                "{what} within connect_timeout {}{why}",
                 human(budget)
             )));
         }
     };
-    let (host_key, host_key_recorded) = seen
+    let handle = opened.pop().expect("the target's session");
+    Ok((handle, opened, proxy, session))
+}
+
+/// SSH over a ProxyCommand's stdio (the command is kept in `guard`); a
+/// failure carries the command's last stderr line.
+async fn proxy_handshake(
+    cmd: &str,
+    hop: &Target,
+    role: Role,
+    guard: &mut Option<ProxyGuard>,
+) -> Result<(Handle<Checker>, Option<String>, bool), Failure> {
+    let (child, stream, (said, reader)) = spawn_proxy(cmd, hop)?;
+    *guard = Some(ProxyGuard(child));
+    let shook = handshake(hop, role, stream).await;
+    let Err(Failure::Unreachable(m)) = shook else {
+        return shook;
+    };
+    // a command that failed at once: its last words
+    if let Some(r) = reader {
+        let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
+    }
+    let said = String::from_utf8_lossy(&said.lock().expect("said lock")).to_string();
+    Err(Failure::Unreachable(
+        match said.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+            Some(l) => format!(
+                "{m}; the ProxyCommand said: {}",
+                crate::text::plain(&l.chars().take(200).collect::<String>())
+            ),
+            None => m,
+        },
+    ))
+}
+
+/// The first hop's TCP connection.
+async fn tcp(t: &Target, role: Role) -> Result<TcpStream, Failure> {
+    let label = format!("{}{}", role.prefix(), t.label());
+    let addrs: Vec<_> = tokio::net::lookup_host((t.hostname.as_str(), t.port))
+        .await
+        .map_err(|e| Failure::Unreachable(format!("cannot resolve {}{}: {e}", role.prefix(), t.hostname)))?
+        .collect();
+    let mut last_err = None;
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(Failure::Unreachable(match last_err {
+        Some(e) => format!("connect to {label}: {}", io_words(&e)),
+        None => format!("{}{} resolved to no address", role.prefix(), t.hostname),
+    }))
+}
+
+/// Start a ProxyCommand (`%h %p %r %n %%` as OpenSSH expands them) under
+/// `sh -c`; SSH runs over its stdin and stdout.
+/// A ProxyCommand's stderr as read so far, and the task reading it.
+type Said = (Arc<Mutex<Vec<u8>>>, Option<tokio::task::JoinHandle<()>>);
+
+fn spawn_proxy(
+    cmd: &str,
+    t: &Target,
+) -> Result<
+    (
+        tokio::process::Child,
+        impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        Said,
+    ),
+    Failure,
+> {
+    // what is put into the command line must be a plain name: a host or
+    // user from a profile never becomes shell syntax (as OpenSSH 9.6 refuses)
+    let plain = |what: &str, v: &str| -> Result<String, Failure> {
+        // (nor an option: a leading `-`)
+        if !v.is_empty() && !v.starts_with('-') && v.chars().all(|c| c.is_ascii_alphanumeric() || "._-:@".contains(c)) {
+            Ok(v.to_string())
+        } else {
+            Err(Failure::Unreachable(format!(
+                "ProxyCommand: the {what} {:?} has characters a command line would read as shell syntax or an option; not run",
+                crate::text::plain(v)
+            )))
+        }
+    };
+    let mut line = String::new();
+    let mut it = cmd.chars();
+    while let Some(c) = it.next() {
+        if c != '%' {
+            line.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('h') => line.push_str(&plain("host", &t.hostname)?),
+            Some('p') => line.push_str(&t.port.to_string()),
+            Some('r') => line.push_str(&plain("user", &t.user)?),
+            Some('n') => line.push_str(&plain("host alias", &t.alias)?),
+            Some('%') => line.push('%'),
+            Some(o) => {
+                return Err(Failure::Unreachable(format!(
+                    "ProxyCommand `{}` uses %{o}, which gpupatrol does not expand (it knows %h %p %r %n %%)",
+                    crate::text::plain(cmd)
+                )));
+            }
+            None => line.push('%'),
+        }
+    }
+    let mut proc = tokio::process::Command::new("sh");
+    proc.arg("-c")
+        .arg(format!("exec {line}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // a process group of its own (killed whole with the connection), but not
+    // under a terminal: a command that asks there (a passphrase, a 2FA
+    // bastion) would be stopped for reading it from the background
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        proc.process_group(0);
+    }
+    let mut child = proc
+        .spawn()
+        .map_err(|e| Failure::Unreachable(format!("cannot start ProxyCommand: {e}")))?;
+    let out = child.stdout.take().expect("piped stdout");
+    let inp = child.stdin.take().expect("piped stdin");
+    // what it says on stderr (the last 2 KB), for the failure's message
+    let said = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut reader = None;
+    if let Some(mut err) = child.stderr.take() {
+        let said = said.clone();
+        reader = Some(tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut s = said.lock().expect("said lock");
+                s.extend_from_slice(&buf[..n]);
+                let over = s.len().saturating_sub(2048);
+                s.drain(..over);
+            }
+        }));
+    }
+    Ok((child, tokio::io::join(out, inp), (said, reader)))
+}
+
+/// SSH over `stream`: version exchange, key exchange, the host key checked.
+async fn handshake<S>(t: &Target, role: Role, stream: S) -> Result<(Handle<Checker>, Option<String>, bool), Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let refusal = Arc::new(Mutex::new(None));
+    let seen = Arc::new(Mutex::new(None));
+    // with HostKeyAlias the key is looked up and recorded under the alias, no port
+    let (kh_host, kh_port) = match &t.host_key_alias {
+        Some(a) => (a.clone(), 22),
+        None => (t.hostname.clone(), t.port),
+    };
+    let checker = Checker {
+        role,
+        host: kh_host.clone(),
+        port: kh_port,
+        known_hosts: t.known_hosts.clone(),
+        global_known_hosts: t.global_known_hosts.clone(),
+        policy: t.policy,
+        refusal: refusal.clone(),
+        seen: seen.clone(),
+    };
+    let recorded = super::known_hosts::load_all(&t.known_hosts, &t.global_known_hosts)
+        .map(|e| super::known_hosts::recorded_types(&e, &kh_host, kh_port))
+        .unwrap_or_default();
+    let config = Arc::new(client::Config {
+        keepalive_interval: Some(t.keepalive_interval),
+        keepalive_max: t.keepalive_count as usize,
+        nodelay: true,
+        preferred: russh::Preferred {
+            key: std::borrow::Cow::Owned(host_key_order(&recorded)),
+            ..russh::Preferred::DEFAULT
+        },
+        ..Default::default()
+    });
+    let label = format!("{}{}", role.prefix(), t.label());
+    let handle = client::connect_stream(config, stream, checker).await.map_err(|e| {
+        if let Some(why) = refusal.lock().expect("refusal lock").take() {
+            return Failure::HostKey(why);
+        }
+        Failure::Unreachable(format!("SSH handshake with {label} failed: {}", russh_words(&e)))
+    })?;
+    let (key, rec) = seen
         .lock()
         .expect("seen lock")
         .clone()
         .map(|(d, r)| (Some(d), r))
         .unwrap_or((None, false));
-    let method = match tokio::time::timeout(budget, authenticate(&mut handle, t)).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(Failure::Unreachable(format!(
-                "authentication with {label} did not finish within connect_timeout {}",
-                human(budget)
-            )));
-        }
-    };
-    Ok((
-        handle,
-        Session {
-            host_key,
-            host_key_recorded,
-            auth_method: method,
-        },
-    ))
+    Ok((handle, key, rec))
+}
+
+/// A jump host's refusal to open the channel, in words.
+fn forward_failure(via: &Target, to: &Target, e: &russh::Error) -> Failure {
+    use russh::ChannelOpenFailure as F;
+    let (v, t) = (via.label(), to.label());
+    Failure::Unreachable(match e {
+        russh::Error::ChannelOpenFailure(F::AdministrativelyProhibited) => format!(
+            "jump host {v} does not allow forwarding to {t} (AllowTcpForwarding no, or a PermitOpen that leaves it out)"
+        ),
+        russh::Error::ChannelOpenFailure(F::ConnectFailed) => format!(
+            "jump host {v} could not connect to {t} (nothing listening there, or not reachable from the jump host)"
+        ),
+        other => format!("jump host {v} did not forward to {t}: {}", russh_words(other)),
+    })
+}
+
+/// A hop's auth failure names the hop.
+fn with_role(f: Failure, role: Role) -> Failure {
+    match (f, role) {
+        (Failure::Auth(m), Role::Jump | Role::Target) => Failure::Auth(format!("{}{m}", role.prefix())),
+        (f, _) => f,
+    }
 }
 
 /// Try the profile's identity file, then ssh-agent keys, then default key files.
@@ -293,6 +641,16 @@ async fn try_files(
 ) -> Result<Option<String>, Failure> {
     for path in &t.identities {
         match keys::load_secret_key(path, None) {
+            Ok(key) if key.algorithm().is_rsa() => {
+                // RUSTSEC-2023-0071: the rsa crate's private-key operations are
+                // not constant-time, and a hostile box sees every signature.
+                // Public-key RSA (host keys) and agent-held RSA keys are fine.
+                problems.push(format!(
+                    "{} is an RSA key: gpupatrol does not sign with RSA private keys itself (RUSTSEC-2023-0071); load it into ssh-agent (ssh-add {}) or use an ed25519 key",
+                    path.display(),
+                    path.display()
+                ));
+            }
             Ok(key) => {
                 tried.push(format!("key {}", path.display()));
                 let k = PrivateKeyWithHashAlg::new(Arc::new(key), rsa);

@@ -54,6 +54,12 @@ pub struct Options {
     pub force_command: Option<String>,
     /// Give the box a PATH with only these tools (to test missing ones).
     pub only_tools: Option<Vec<&'static str>>,
+    /// More `SetEnv NAME=value` for the box's login environment.
+    pub env: Vec<(&'static str, String)>,
+    /// The box's host key types (default: ed25519 only). known_hosts records the first.
+    pub host_keys: Vec<&'static str>,
+    /// sshd_config lines that win over the defaults (sshd takes a key's first value).
+    pub config: Vec<String>,
 }
 
 pub struct Sshd {
@@ -65,6 +71,9 @@ pub struct Sshd {
     pub known_hosts: PathBuf,
     pub host_key: PathBuf,
     pub force_command: Option<String>,
+    env: Vec<(&'static str, String)>,
+    more_host_keys: Vec<PathBuf>,
+    config: Vec<String>,
 }
 
 impl Sshd {
@@ -75,12 +84,23 @@ impl Sshd {
     pub fn start_with(opts: Options) -> Sshd {
         let dir = tempfile::Builder::new().prefix("gp-sshd-").tempdir().unwrap();
         let d = dir.path().to_path_buf();
-        for sub in ["bin", "gpu", "box", "tmux", "state"] {
+        for sub in ["bin", "gpu", "box", "tmux", "state", "boxhome"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
         let _ = std::fs::create_dir_all("/run/sshd");
+        let kinds = if opts.host_keys.is_empty() {
+            vec!["ed25519"]
+        } else {
+            opts.host_keys.clone()
+        };
         let host_key = d.join("host_key");
-        keygen(&host_key, "ed25519");
+        keygen(&host_key, kinds[0]);
+        let mut more_keys = Vec::new();
+        for (i, k) in kinds.iter().enumerate().skip(1) {
+            let p = d.join(format!("host_key_{i}"));
+            keygen(&p, k);
+            more_keys.push(p);
+        }
         let user_key = d.join("id_ed25519");
         keygen(&user_key, "ed25519");
         std::fs::copy(user_key.with_extension("pub"), d.join("authorized_keys")).unwrap();
@@ -112,6 +132,9 @@ impl Sshd {
             known_hosts: d.join("known_hosts"),
             host_key,
             force_command: opts.force_command,
+            env: opts.env,
+            more_host_keys: more_keys,
+            config: opts.config,
             box_path: path,
             dir,
         };
@@ -128,14 +151,19 @@ impl Sshd {
         let path = self.box_path.clone();
         for _attempt in 0..5 {
             let port = free_port();
-            let mut cfg = format!(
+            let mut cfg: String = self.config.iter().map(|l| format!("{l}\n")).collect();
+            cfg += &format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
                  UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
                  StrictModes no\nPermitRootLogin yes\nLogLevel VERBOSE\nMaxStartups 200\nMaxSessions 50\n\
-                 SetEnv PATH={path} TMUX_TMPDIR={d}/tmux GP_FAKE_GPU_DIR={d}/gpu\n",
+                 SetEnv PATH={path} TMUX_TMPDIR={d}/tmux GP_FAKE_GPU_DIR={d}/gpu HOME={d}/boxhome{extra}\n",
                 hk = self.host_key.display(),
                 d = d.display(),
+                extra = self.env.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>(),
             );
+            for k in &self.more_host_keys {
+                cfg.push_str(&format!("HostKey {}\n", k.display()));
+            }
             if let Some(fc) = &self.force_command {
                 cfg.push_str(&format!("ForceCommand {fc}\n"));
             }
@@ -199,6 +227,19 @@ impl Sshd {
         self.path("box")
     }
 
+    /// The login's home on the box (sshd's SetEnv HOME): the resume log lives here.
+    pub fn box_home(&self) -> PathBuf {
+        self.path("boxhome")
+    }
+
+    /// Resumes the box side ran for profile `name` (its resume log's entries).
+    pub fn resumes(&self, name: &str) -> usize {
+        count_in(
+            &self.box_home().join(format!(".gpupatrol-resume-{name}.log")),
+            "gpupatrol resume:",
+        )
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.path("state")
     }
@@ -210,6 +251,18 @@ impl Sshd {
     /// SSH connections that authenticated (one per tick expected).
     pub fn accepted(&self) -> usize {
         self.log().matches("Accepted publickey").count()
+    }
+
+    /// The known_hosts line of host key `path` (its .pub) for this box.
+    pub fn known_hosts_line(&self, pub_path: &Path) -> String {
+        let pubkey = std::fs::read_to_string(pub_path).unwrap();
+        let mut w = pubkey.split_whitespace();
+        format!("[127.0.0.1]:{} {} {}", self.port, w.next().unwrap(), w.next().unwrap())
+    }
+
+    /// The n-th extra host key's .pub (Options::host_keys[n]).
+    pub fn extra_host_key_pub(&self, n: usize) -> PathBuf {
+        self.more_host_keys[n - 1].with_extension("pub")
     }
 
     /// Put a different host key for this box in known_hosts (a rebuilt box, or a MITM).
@@ -437,4 +490,45 @@ pub fn count_in(path: &Path, needle: &str) -> usize {
     std::fs::read_to_string(path)
         .map(|s| s.matches(needle).count())
         .unwrap_or(0)
+}
+
+/// A peer this test needs is missing. Under `CI=true` that fails the test:
+/// CI installs every peer, so a skip there would hide a broken install step.
+/// Elsewhere it prints `SKIPPED: …` and the caller returns early.
+pub fn peer_missing(what: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} (CI=true: .ci/run installs every peer, so this is a broken install step)");
+    }
+    eprintln!("SKIPPED: {what}");
+    true
+}
+
+/// Is `tool` on this machine's PATH?
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A usable single-node Slurm (`tests/slurm/start.sh` starts one).
+pub fn slurm_ready() -> bool {
+    let ok = Command::new("sinfo").args(["-h", "-o", "%T"]).output().map(|o| {
+        let s = String::from_utf8_lossy(&o.stdout);
+        // idle, mixed, allocated, completing…: a node that takes jobs
+        o.status.success()
+            && s.lines().any(|l| {
+                let l = l.trim();
+                !l.is_empty()
+                    && !["down", "drain", "fail", "unk", "not_resp", "inval"]
+                        .iter()
+                        .any(|b| l.starts_with(b))
+            })
+    });
+    matches!(ok, Ok(true))
+        || !peer_missing(
+            "no single-node Slurm here (sinfo shows no usable node); .ci/run starts one with tests/slurm/start.sh",
+        )
 }
