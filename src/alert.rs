@@ -92,8 +92,14 @@ pub fn due(cfg: &Alert, st: &AlertState, r: &Report, now: i64) -> bool {
 /// bookkeeping on; one that failed leaves it, and the next attempt waits
 /// ([`retry_after`]).
 pub fn record(st: &mut AlertState, cfg: &Alert, r: &Report, now: i64, problem: Option<&str>) {
+    record_failed(st, cfg, r, now, problem, &[])
+}
+
+/// [`record`], remembering which channels failed (the retry goes to those).
+pub fn record_failed(st: &mut AlertState, cfg: &Alert, r: &Report, now: i64, problem: Option<&str>, failed: &[String]) {
     match problem {
         None => {
+            st.failed.clear();
             st.last_at = Some(now);
             st.last_verdict = Some(r.verdict);
             st.last_severity = Some(r.severity);
@@ -104,6 +110,7 @@ pub fn record(st: &mut AlertState, cfg: &Alert, r: &Report, now: i64, problem: O
             st.hardware_told = gpu_hardware(r);
         }
         Some(_) => {
+            st.failed = failed.to_vec();
             st.undelivered = Some(r.verdict);
             st.failures = st.failures.saturating_add(1);
             st.retry_at = Some(now.saturating_add(retry_after(st.failures, cfg.cooldown)));
@@ -111,54 +118,123 @@ pub fn record(st: &mut AlertState, cfg: &Alert, r: &Report, now: i64, problem: O
     }
 }
 
-/// Send: write the flag file and/or run the command (bounded by
-/// `alert.timeout`; past it, its whole process group is killed). Returns a
-/// problem to report, if any.
-pub async fn send(cfg: &Alert, r: &Report, message: &str) -> Option<String> {
-    let mut problems = Vec::new();
-    if let Some(flag) = &cfg.flag_file
-        && let Err(e) = crate::fsutil::write_atomic(flag, format!("{message}\n").as_bytes())
-    {
-        problems.push(format!("flag file {}: {e}", flag.display()));
-    }
-    if let Some(cmd) = &cfg.command {
-        let mut c = tokio::process::Command::new("sh");
-        c.arg("-c")
-            .arg(cmd)
-            .env("GPUPATROL_PROFILE", &r.profile)
-            .env("GPUPATROL_VERDICT", r.verdict.as_str())
-            .env("GPUPATROL_SEVERITY", format!("{:?}", r.severity).to_lowercase())
-            .env("GPUPATROL_PREVIOUS", r.previous.map(|p| p.as_str()).unwrap_or(""))
-            .env("GPUPATROL_LINE", &r.line)
-            .env("GPUPATROL_MESSAGE", message)
-            .env("GPUPATROL_REMEDIATION", &r.remediation)
-            .env("GPUPATROL_TS", &r.ts)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            // its own process group: a timeout kills all of it, not only `sh`
-            .process_group(0)
-            .kill_on_drop(true);
-        match c.spawn() {
-            Err(e) => problems.push(format!("command: {e}")),
-            Ok(mut child) => match tokio::time::timeout(cfg.timeout, child.wait()).await {
-                Ok(Ok(st)) if st.success() => {}
-                Ok(Ok(st)) => problems.push(format!("command exited {}", st.code().unwrap_or(-1))),
-                Ok(Err(e)) => problems.push(format!("command: {e}")),
-                Err(_) => {
-                    if let Some(pid) = child.id() {
-                        kill_group(pid);
-                    }
-                    let _ = child.kill().await;
-                    problems.push(format!(
-                        "command ran past {} and was killed with its process group",
-                        crate::duration::human(cfg.timeout)
-                    ));
-                }
-            },
+/// What one alert attempt came to: the problem to report, if any, and the
+/// channels that failed (a retry goes to those only: the others delivered).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub problem: Option<String>,
+    pub failed: Vec<String>,
+}
+
+/// The channels an attempt goes to: every channel that is set, or, when the
+/// last attempt at this very news failed part-way, the ones that failed.
+pub fn channels(cfg: &Alert, st: &AlertState, r: &Report) -> Vec<&'static str> {
+    let all: Vec<&'static str> = [
+        cfg.command.as_ref().map(|_| "command"),
+        cfg.flag_file.as_ref().map(|_| "flag_file"),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(cfg.endpoints().map(|e| e.channel))
+    .collect();
+    if st.undelivered == Some(r.verdict) && !st.failed.is_empty() {
+        let again: Vec<&'static str> = all.iter().copied().filter(|c| st.failed.iter().any(|f| f == c)).collect();
+        if !again.is_empty() {
+            return again;
         }
     }
-    (!problems.is_empty()).then(|| format!("alert: delivery failed: {}", problems.join("; ")))
+    all
+}
+
+/// Send to `to` (see [`channels`]), all at once: write the flag file, run the
+/// command (bounded by `alert.timeout`; past it, its whole process group is
+/// killed), POST to each endpoint (bounded by `alert.http_timeout`).
+pub async fn send(cfg: &Alert, r: &Report, message: &str, to: &[&str]) -> Outcome {
+    let on = |c: &str| to.contains(&c);
+    let mut failed: Vec<(String, String)> = Vec::new();
+    if on("flag_file")
+        && let Some(flag) = &cfg.flag_file
+        && let Err(e) = crate::fsutil::write_atomic(flag, format!("{message}\n").as_bytes())
+    {
+        failed.push(("flag_file".into(), format!("flag file {}: {e}", flag.display())));
+    }
+    let command = async {
+        match &cfg.command {
+            Some(cmd) if on("command") => run_command(cfg, cmd, r, message).await.err(),
+            _ => None,
+        }
+    };
+    let (c, w, n, s) = tokio::join!(
+        command,
+        endpoint(cfg, cfg.webhook.as_ref(), to, r, message),
+        endpoint(cfg, cfg.ntfy.as_ref(), to, r, message),
+        endpoint(cfg, cfg.slack.as_ref(), to, r, message)
+    );
+    failed.extend(c.map(|e| ("command".to_string(), e)));
+    failed.extend([w, n, s].into_iter().flatten());
+    Outcome {
+        problem: (!failed.is_empty()).then(|| {
+            format!(
+                "alert: delivery failed: {}",
+                failed.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("; ")
+            )
+        }),
+        failed: failed.into_iter().map(|(c, _)| c).collect(),
+    }
+}
+
+/// POST to one endpoint, if it is set and among `to`: `(channel, problem)` on failure.
+async fn endpoint(
+    cfg: &Alert,
+    ep: Option<&crate::notify::Endpoint>,
+    to: &[&str],
+    r: &Report,
+    message: &str,
+) -> Option<(String, String)> {
+    let ep = ep.filter(|e| to.contains(&e.channel))?;
+    crate::notify::notify(ep, r, message, cfg.http_timeout)
+        .await
+        .err()
+        .map(|e| (ep.channel.to_string(), e))
+}
+
+/// Run the alert command: the report only in its environment.
+async fn run_command(cfg: &Alert, cmd: &str, r: &Report, message: &str) -> Result<(), String> {
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c")
+        .arg(cmd)
+        .env("GPUPATROL_PROFILE", &r.profile)
+        .env("GPUPATROL_VERDICT", r.verdict.as_str())
+        .env("GPUPATROL_SEVERITY", format!("{:?}", r.severity).to_lowercase())
+        .env("GPUPATROL_PREVIOUS", r.previous.map(|p| p.as_str()).unwrap_or(""))
+        .env("GPUPATROL_LINE", &r.line)
+        .env("GPUPATROL_MESSAGE", message)
+        .env("GPUPATROL_REMEDIATION", &r.remediation)
+        .env("GPUPATROL_TS", &r.ts)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        // its own process group: a timeout kills all of it, not only `sh`
+        .process_group(0)
+        .kill_on_drop(true);
+    match c.spawn() {
+        Err(e) => Err(format!("command: {e}")),
+        Ok(mut child) => match tokio::time::timeout(cfg.timeout, child.wait()).await {
+            Ok(Ok(st)) if st.success() => Ok(()),
+            Ok(Ok(st)) => Err(format!("command exited {}", st.code().unwrap_or(-1))),
+            Ok(Err(e)) => Err(format!("command: {e}")),
+            Err(_) => {
+                if let Some(pid) = child.id() {
+                    kill_group(pid);
+                }
+                let _ = child.kill().await;
+                Err(format!(
+                    "command ran past {} and was killed with its process group",
+                    crate::duration::human(cfg.timeout)
+                ))
+            }
+        },
+    }
 }
 
 /// SIGKILL the process group `pgid` (the alert command and everything it started).
@@ -187,6 +263,11 @@ mod tests {
             flag_file: None,
             cooldown: Duration::from_secs(900),
             timeout: Duration::from_secs(30),
+            webhook: None,
+            ntfy: None,
+            slack: None,
+            heartbeat: None,
+            http_timeout: Duration::from_secs(10),
         }
     }
 

@@ -42,6 +42,29 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write a commented profile for a box, run the doctor checks, print the first tick.
     Init(InitArgs),
+    /// The fleet at a glance from saved state only (no connection): one row per profile, worst first.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Profile YAML file, directory of them, or glob (repeatable) [default: every profile with saved state].
+    #[arg(short, long = "profile", value_name = "FILE|DIR")]
+    pub profiles: Vec<PathBuf>,
+    /// One JSON object per profile (JSON Lines) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `tick` and `patrol` also write: perfdata, a Prometheus textfile.
+#[derive(Debug, Args, Clone)]
+pub struct Exports {
+    /// Append monitoring-plugins perfdata after ` | ` to each line (Nagios, Icinga, Checkmk).
+    #[arg(long, conflicts_with = "json")]
+    pub perfdata: bool,
+    /// Write Prometheus text exposition here after each tick, for node_exporter's textfile collector (temp file + rename).
+    #[arg(long, value_name = "PATH")]
+    pub prom_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -91,8 +114,8 @@ fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct PatrolArgs {
-    /// Profile YAML file (repeat for several boxes; they are patrolled concurrently).
-    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    /// Profile YAML file, directory of them, or glob (repeat for several boxes; they are patrolled concurrently).
+    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
     pub profiles: Vec<PathBuf>,
     /// Time between ticks: 90s, 15m, 2h.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
@@ -109,6 +132,11 @@ pub struct PatrolArgs {
     /// Connections in flight at once (across all profiles).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
+    /// On a terminal, redraw one table of all profiles each tick instead of scrolling lines.
+    #[arg(long, conflicts_with_all = ["json", "perfdata"])]
+    pub table: bool,
+    #[command(flatten)]
+    pub exports: Exports,
 }
 
 #[derive(Debug, Args)]
@@ -142,8 +170,8 @@ pub struct WaitArgs {
 
 #[derive(Debug, Args)]
 pub struct CronArgs {
-    /// Profile YAML file (repeatable; one tick command covers them all).
-    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    /// Profile YAML file, directory of them, or glob (repeatable; one tick command covers them all).
+    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
     pub profiles: Vec<PathBuf>,
     /// How often: 5m, 30m, 1h, 2h … (cron needs a divisor of an hour or of a day).
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
@@ -155,8 +183,8 @@ pub struct CronArgs {
 
 #[derive(Debug, Args)]
 pub struct TickArgs {
-    /// Profile YAML file (repeat for several boxes; they run concurrently).
-    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    /// Profile YAML file, directory of them, or glob (repeat for several boxes; they run concurrently).
+    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
     pub profiles: Vec<PathBuf>,
     /// One JSON object per profile (JSON Lines) instead of the human line.
     #[arg(long)]
@@ -165,12 +193,17 @@ pub struct TickArgs {
     /// its own connection does. Lines come out as each box finishes.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
+    /// How often this tick is run (by cron or a timer): `status` flags the profile `patrol stale` after twice that.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    pub every: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub exports: Exports,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Profile YAML file (repeatable).
-    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    /// Profile YAML file, directory of them, or glob (repeatable).
+    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
     pub profiles: Vec<PathBuf>,
 }
 
@@ -200,8 +233,8 @@ pub struct TriageArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Profile YAML file (repeatable).
-    #[arg(short, long = "profile", value_name = "FILE", required = true)]
+    /// Profile YAML file, directory of them, or glob (repeatable).
+    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
     pub profiles: Vec<PathBuf>,
     /// One JSON object per profile instead of the table.
     #[arg(long)]

@@ -73,6 +73,12 @@ pub fn fresh_private_dir(parent: &Path, prefix: &str) -> std::io::Result<PathBuf
 
 /// Replace `path` with `data`, atomically, as a 0600 file.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, data, 0o600)
+}
+
+/// [`write_atomic`] with the file's mode (a `.prom` file node_exporter's
+/// user must read is 0644).
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -83,7 +89,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()));
     let res = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        // the umask may have taken bits the caller asked for
+        f.set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode))?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)

@@ -13,7 +13,9 @@ pub mod decide;
 pub mod duration;
 pub mod error;
 pub mod exit_codes;
+pub mod fleet;
 pub mod fsutil;
+pub mod notify;
 pub mod output;
 pub mod probe;
 pub mod profile;
@@ -51,6 +53,7 @@ pub async fn run(cli: Cli) -> i32 {
                     Command::Handbook(a) => commands::handbook::run(a, sd),
                     Command::Demo(a) => commands::demo::run(a).await,
                     Command::Init(a) => commands::init::run(a, sd).await,
+                    Command::Status(a) => commands::status::run(a, sd),
                     Command::Wait(_) | Command::Patrol(_) => unreachable!("handled above"),
                 }
             };

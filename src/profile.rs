@@ -216,6 +216,26 @@ pub struct Alert {
     pub cooldown: Duration,
     /// How long the command may run before its whole process group is killed.
     pub timeout: Duration,
+    /// Built-in push endpoints (POST of the tick JSON, an ntfy topic, a
+    /// Slack-compatible webhook) and the dead-man's-switch ping.
+    pub webhook: Option<crate::notify::Endpoint>,
+    pub ntfy: Option<crate::notify::Endpoint>,
+    pub slack: Option<crate::notify::Endpoint>,
+    pub heartbeat: Option<crate::notify::Endpoint>,
+    /// Bounds each HTTP delivery: connection, answer and retries.
+    pub http_timeout: Duration,
+}
+
+impl Alert {
+    /// The notification endpoints that are set (not the heartbeat).
+    pub fn endpoints(&self) -> impl Iterator<Item = &crate::notify::Endpoint> {
+        [&self.webhook, &self.ntfy, &self.slack].into_iter().flatten()
+    }
+
+    /// Something to deliver an alert to (a heartbeat alone is not).
+    pub fn notifies(&self) -> bool {
+        self.command.is_some() || self.flag_file.is_some() || self.endpoints().next().is_some()
+    }
 }
 
 /// A validated profile. Built only by [`load`] / [`parse`].
@@ -299,6 +319,15 @@ struct RawAlert {
     flag_file: Option<String>,
     cooldown: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    webhook: Option<Spanned<String>>,
+    webhook_file: Option<Spanned<String>>,
+    ntfy: Option<Spanned<String>>,
+    ntfy_file: Option<Spanned<String>>,
+    slack: Option<Spanned<String>>,
+    slack_file: Option<Spanned<String>>,
+    heartbeat_url: Option<Spanned<String>>,
+    heartbeat_url_file: Option<Spanned<String>>,
+    http_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -460,6 +489,42 @@ impl Validator<'_> {
         match v {
             None => Ok(default),
             Some(s) => duration::parse(&s.value).map_err(|m| self.err(s.referenced.line(), key, m)),
+        }
+    }
+
+    /// `alert.KEY: URL` or `alert.KEY_file: PATH` (not both).
+    fn endpoint(
+        &self,
+        channel: &'static str,
+        key: &str,
+        url: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+    ) -> Result<Option<crate::notify::Endpoint>> {
+        use crate::notify::{Endpoint, Source};
+        match (url, file) {
+            (None, None) => Ok(None),
+            (Some(_), Some(f)) => Err(self.err(
+                f.referenced.line(),
+                &format!("alert.{key}_file"),
+                &format!("give alert.{key} or alert.{key}_file, not both"),
+            )),
+            (Some(u), None) => {
+                crate::notify::check_template(&u.value)
+                    .map_err(|m| self.err(u.referenced.line(), &format!("alert.{key}"), &m))?;
+                Ok(Some(Endpoint {
+                    channel,
+                    source: Source::Url(u.value.clone()),
+                }))
+            }
+            (None, Some(f)) => {
+                if f.value.trim().is_empty() {
+                    return Err(self.err(f.referenced.line(), &format!("alert.{key}_file"), "empty path"));
+                }
+                Ok(Some(Endpoint {
+                    channel,
+                    source: Source::File(self.local_path(&f.value)),
+                }))
+            }
         }
     }
 
@@ -654,16 +719,35 @@ impl Validator<'_> {
                 {
                     return Err(self.err(c.referenced.line(), "alert.command", "must not be empty"));
                 }
-                if a.command.is_none() && a.flag_file.is_none() {
-                    let line = a.cooldown.as_ref().map(|c| c.referenced.line()).unwrap_or(0);
-                    return Err(self.err(line, "alert", "give alert.command, alert.flag_file, or both"));
+                let webhook = self.endpoint("webhook", "webhook", &a.webhook, &a.webhook_file)?;
+                let ntfy = self.endpoint("ntfy", "ntfy", &a.ntfy, &a.ntfy_file)?;
+                let slack = self.endpoint("slack", "slack", &a.slack, &a.slack_file)?;
+                let heartbeat = self.endpoint("heartbeat", "heartbeat_url", &a.heartbeat_url, &a.heartbeat_url_file)?;
+                let http_timeout = self.dur(&a.http_timeout, "alert.http_timeout", Duration::from_secs(10))?;
+                if http_timeout < Duration::from_secs(1) {
+                    let line = a.http_timeout.as_ref().map(|c| c.referenced.line()).unwrap_or(0);
+                    return Err(self.err(line, "alert.http_timeout", "must be at least 1s"));
                 }
-                Some(Alert {
+                let alert = Alert {
                     cooldown: self.dur(&a.cooldown, "alert.cooldown", Duration::from_secs(15 * 60))?,
                     timeout: self.dur(&a.timeout, "alert.timeout", Duration::from_secs(30))?,
                     command: a.command.map(|c| c.value),
                     flag_file: a.flag_file.as_deref().map(|p| self.local_path(p)),
-                })
+                    webhook,
+                    ntfy,
+                    slack,
+                    heartbeat,
+                    http_timeout,
+                };
+                if !alert.notifies() && alert.heartbeat.is_none() {
+                    let line = a.cooldown.as_ref().map(|c| c.referenced.line()).unwrap_or(0);
+                    return Err(self.err(
+                        line,
+                        "alert",
+                        "give at least one of alert.command, flag_file, webhook, ntfy, slack, heartbeat_url",
+                    ));
+                }
+                Some(alert)
             }
         };
 

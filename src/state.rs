@@ -92,6 +92,33 @@ pub struct State {
     /// Box clock of each auto-resume, newest last (cleared on verified progress).
     pub restarts: Vec<i64>,
     pub alert: AlertState,
+    /// The last tick as `status` shows it (no connection needed to read it).
+    pub summary: Option<Summary>,
+    /// Our clock (epoch s) of the last few ticks, oldest first: the cadence
+    /// a watcher keeps, when it did not say (`status` flags `patrol stale`).
+    pub ticks_at: Vec<i64>,
+}
+
+/// What `status` shows of a profile's last tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub ts: String,
+    /// Our clock (epoch s) of that tick.
+    pub at: i64,
+    pub verdict: Verdict,
+    pub severity: crate::verdict::Severity,
+    pub exit_code: i32,
+    pub step: Option<u64>,
+    /// Seconds since the step last advanced, at that tick.
+    pub step_age_s: Option<i64>,
+    /// "2x 97% mem 88%", "no gpu", "?".
+    pub gpu: String,
+    pub disk_pct: Option<f64>,
+    pub remediation: String,
+    pub line: String,
+    /// How often the watcher that ran the tick said it runs (patrol's
+    /// `--every`, `tick --every` from cron, wait's `--interval`).
+    pub every_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -117,6 +144,10 @@ pub struct AlertState {
     /// box is bad whatever the verdict says, and that is news once.
     #[serde(default)]
     pub hardware_told: bool,
+    /// The channels whose delivery of `undelivered` failed: the retry goes
+    /// to them only (the others have it already).
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 impl State {
@@ -343,6 +374,35 @@ impl Store {
 
     /// Write atomically: a crash or a signal leaves either the old or the new
     /// file; the temp file has a random name and is created exclusively, 0600.
+    /// Read a profile's saved state without touching anything (`status`):
+    /// `Ok(None)` when there is none; a corrupt file is an error, left as it is.
+    pub fn peek(dir: &Path, name: &str) -> std::result::Result<Option<State>, String> {
+        let path = dir.join(format!("{name}.json"));
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice::<State>(&b)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// The profile names with a saved state in `dir`, sorted.
+    pub fn saved(dir: &Path) -> std::io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name.strip_suffix(".json")
+                && !n.is_empty()
+                && !n.starts_with('.')
+            {
+                out.push(n.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub fn save(&self, state: &State) -> Result<()> {
         let path = self.path(&state.profile);
         let mut data = serde_json::to_vec_pretty(state).map_err(|e| Error::Other(format!("encode state: {e}")))?;

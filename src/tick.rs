@@ -30,6 +30,10 @@ pub struct Options {
     pub request: Request,
     /// Alerts and auto-resume apply (tick, patrol) or not (wait, demo, triage).
     pub act: bool,
+    /// How often the caller ticks (patrol's `--every`, `tick --every` from
+    /// cron, wait's `--interval`): `status` flags a profile whose last tick
+    /// is older than twice that.
+    pub every: Option<Duration>,
 }
 
 impl Options {
@@ -38,12 +42,22 @@ impl Options {
         Options {
             request: Request::tick(),
             act: true,
+            every: None,
         }
     }
 
     /// Look only: no alert, no resume.
     pub fn observe(request: Request) -> Options {
-        Options { request, act: false }
+        Options {
+            request,
+            act: false,
+            every: None,
+        }
+    }
+
+    /// The same, ticking every `d`.
+    pub fn every(self, d: Option<Duration>) -> Options {
+        Options { every: d, ..self }
     }
 }
 
@@ -62,8 +76,8 @@ pub async fn run(profile: &Profile, store: &Store) -> Tick {
 /// an alert is delivered. The box's connect deadline starts with its own
 /// connection, not while it waits its turn (200 handshakes started at once
 /// time each other out).
-pub async fn run_paced(profile: &Profile, store: &Store, slots: &tokio::sync::Semaphore) -> Tick {
-    run_inner(profile, store, &Options::tick(), Some(slots)).await
+pub async fn run_paced(profile: &Profile, store: &Store, slots: &tokio::sync::Semaphore, every: Option<Duration>) -> Tick {
+    run_inner(profile, store, &Options::tick().every(every), Some(slots)).await
 }
 
 /// What the box told us this tick, and the connection (still open) for a resume.
@@ -130,16 +144,50 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
         })
     };
 
-    // act: the alert, before saving and under the lock, so the state records
-    // whether the delivery worked (a failed one is retried next tick)
+    // act: the alert and the heartbeat, before saving and under the lock,
+    // so the state records whether the delivery worked (a failed one is
+    // retried at a later tick). Both at once, each bounded. A tick that
+    // could not take the lock did not run: it pings nothing.
     if let (true, Ok(_), Some(cfg)) = (opts.act, &lock, profile.alert.as_ref()) {
         let now_ours = chrono::Utc::now().timestamp();
-        let draft = build(&decision, &extra, 0);
-        if crate::alert::due(cfg, &decision.next.alert, &draft, now_ours) {
-            let problem = crate::alert::send(cfg, &draft, &draft.line).await;
-            crate::alert::record(&mut decision.next.alert, cfg, &draft, now_ours, problem.as_deref());
-            extra.extend(problem);
+        let draft = build(&decision, &extra, started.elapsed().as_millis() as u64);
+        let st = &decision.next.alert;
+        let alert = async {
+            if cfg.notifies() && crate::alert::due(cfg, st, &draft, now_ours) {
+                let to = crate::alert::channels(cfg, st, &draft);
+                Some(crate::alert::send(cfg, &draft, &draft.line, &to).await)
+            } else {
+                None
+            }
+        };
+        let ping = async {
+            match &cfg.heartbeat {
+                Some(h) => crate::notify::heartbeat(h, &draft, cfg.http_timeout).await.err(),
+                None => None,
+            }
+        };
+        let (sent, ping) = tokio::join!(alert, ping);
+        if let Some(out) = sent {
+            crate::alert::record_failed(
+                &mut decision.next.alert,
+                cfg,
+                &draft,
+                now_ours,
+                out.problem.as_deref(),
+                &out.failed,
+            );
+            extra.extend(out.problem);
         }
+        extra.extend(ping.map(|e| format!("alert: delivery failed: {e}")));
+    }
+
+    // what `status` reads later, without a connection (the watchers' ticks:
+    // a waiter's or a triage's look asks the box less)
+    if opts.act && lock.is_ok() {
+        let now_ours = chrono::Utc::now().timestamp();
+        let seen = build(&decision, &extra, started.elapsed().as_millis() as u64);
+        decision.next.summary = Some(crate::fleet::summarize(&seen, opts.every, now_ours));
+        crate::fleet::note_tick(&mut decision.next, now_ours);
     }
 
     // save

@@ -130,7 +130,7 @@ pub fn installer(p: &Profile, force: bool, from: Option<&str>) -> Result<String>
 
 /// The chain keeps its state on the box, in its sentinels: no local state is read or written.
 pub async fn run(args: &ChainArgs) -> Result<i32> {
-    let p = crate::profile::load(args.command.profile())?;
+    let p = crate::profile::load(&super::one_profile(args.command.profile())?)?;
     match &args.command {
         ChainCommand::Render { .. } => {
             output::line(render_text(&p)?.trim_end());

@@ -59,6 +59,24 @@ pub fn run(args: &CheckArgs) -> i32 {
                 }
             ));
         }
+        if let Some(a) = &p.alert {
+            for ep in a.endpoints().chain(a.heartbeat.as_ref()) {
+                output::line(&format!("  alert: {}", ep.shown()));
+                for v in ep.missing_vars() {
+                    notes.push(format!(
+                        "alert.{}: ${{{v}}} is not set here; a tick without it reports a failed delivery (cron and systemd start with few variables)",
+                        if ep.channel == "heartbeat" { "heartbeat_url" } else { ep.channel }
+                    ));
+                }
+                if let crate::notify::Source::Url(u) = &ep.source
+                    && u.starts_with("http://")
+                    && !crate::notify::origin(u).starts_with("http://127.")
+                    && !crate::notify::origin(u).starts_with("http://localhost")
+                {
+                    notes.push(format!("{}: plain http sends the URL and its token in the clear", ep.shown()));
+                }
+            }
+        }
         for n in notes {
             output::line(&format!("  note: {n}"));
         }

@@ -122,8 +122,9 @@ pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
     for p in &profiles {
         plain("the profile", &abs(&p.file))?;
     }
+    let every = format!("{}s", args.every.as_secs());
     let mut cmd = format!(
-        "{} --state-dir {} tick",
+        "{} --state-dir {} tick --every {every}",
         quote(&bin.to_string_lossy()),
         quote(&state.to_string_lossy())
     );
@@ -168,7 +169,7 @@ pub fn run(args: &CronArgs, state_dir: Option<&Path>) -> Result<i32> {
     output::line("[Service]");
     output::line("Type=oneshot");
     let mut exec = format!(
-        "{} --state-dir {} tick",
+        "{} --state-dir {} tick --every {every}",
         systemd_quote(&bin.to_string_lossy()),
         systemd_quote(&state.to_string_lossy())
     );

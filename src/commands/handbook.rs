@@ -280,7 +280,7 @@ fn ssh_command(p: &Profile, policy: &str) -> String {
 }
 
 pub fn run(args: &HandbookArgs, state_dir: Option<&Path>) -> Result<i32> {
-    let p = crate::profile::load(&args.profile)?;
+    let p = crate::profile::load(&super::one_profile(&args.profile)?)?;
     let store = super::store(state_dir)?;
     let (st, _) = store.load(&p.name);
     let exe = std::env::current_exe()

@@ -116,7 +116,8 @@ pub async fn run(args: &PatrolArgs, state_dir: Option<&std::path::Path>) -> Resu
     // Each profile keeps its own schedule: a failing box's backoff spaces its
     // own retries and never pulls the healthy ones forward.
     let slots = tokio::sync::Semaphore::new(args.jobs as usize);
-    let loops = super::tick::futures_join_all(profiles.iter().map(|p| one(p, &store, args, &slots)));
+    let view = View::new(args);
+    let loops = super::tick::futures_join_all(profiles.iter().map(|p| one(p, &store, args, &slots, &view)));
     let codes = tokio::select! {
         c = loops => c,
         s = crate::interrupted() => {
@@ -136,12 +137,13 @@ async fn one(
     store: &crate::state::Store,
     args: &PatrolArgs,
     slots: &tokio::sync::Semaphore,
+    view: &View,
 ) -> i32 {
     let mut breaker = Breaker::new(args.every);
     let mut last = exit_codes::UNKNOWN;
     for n in 1..=args.max_ticks {
-        let t = crate::tick::run_paced(profile, store, slots).await;
-        output::report(&t.report, args.json);
+        let t = crate::tick::run_paced(profile, store, slots, Some(args.every)).await;
+        view.show(&t.report, profile, args);
         last = t.report.exit_code;
         let v = t.report.verdict;
         if breaker.record(matches!(v, Verdict::Unreachable | Verdict::ProbeError)) {
@@ -169,6 +171,72 @@ async fn one(
         tokio::time::sleep(breaker.next_delay()).await;
     }
     last
+}
+
+/// What the patrol shows and writes after each tick: the line (or, with
+/// `--table` on a terminal, one redrawn table of every profile's last tick)
+/// and the `--prom-file` with every profile's last tick.
+struct View {
+    table: bool,
+    latest: std::sync::Mutex<std::collections::BTreeMap<String, crate::report::Report>>,
+}
+
+impl View {
+    fn new(args: &PatrolArgs) -> View {
+        use std::io::IsTerminal;
+        let table = args.table && std::io::stdout().is_terminal();
+        if args.table && !table {
+            eprintln!("gpupatrol: --table needs a terminal on stdout; printing lines");
+        }
+        View {
+            table,
+            latest: Default::default(),
+        }
+    }
+
+    fn show(&self, r: &crate::report::Report, p: &crate::profile::Profile, args: &PatrolArgs) {
+        let keep = self.table || args.exports.prom_file.is_some();
+        if !self.table {
+            super::tick::print(r, p, args.json, &args.exports);
+        }
+        if !keep {
+            return;
+        }
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        latest.insert(r.profile.clone(), r.clone());
+        let reports: Vec<&crate::report::Report> = latest.values().collect();
+        if let Some(path) = &args.exports.prom_file {
+            super::tick::write_prom(path, &reports);
+        }
+        if self.table {
+            let now = chrono::Utc::now().timestamp();
+            let mut rows: Vec<crate::fleet::Row> = reports
+                .iter()
+                .map(|r| {
+                    let at = chrono::DateTime::parse_from_rfc3339(&r.ts)
+                        .map(|t| t.timestamp())
+                        .unwrap_or(now);
+                    crate::fleet::Row {
+                        profile: r.profile.clone(),
+                        summary: Some(crate::fleet::summarize(r, Some(args.every), at)),
+                        missing: None,
+                        expected_s: Some(args.every.as_secs() as i64),
+                        stale: false,
+                        age_s: Some(now - at),
+                    }
+                })
+                .collect();
+            crate::fleet::sort(&mut rows);
+            // home, clear the screen, draw
+            output::line(&format!(
+                "\x1b[H\x1b[2J{} patrol every {}, tick {}\n{}",
+                tick::now_rfc3339(),
+                crate::duration::human(args.every),
+                r.ts,
+                crate::fleet::table(&rows, crate::fleet::width())
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

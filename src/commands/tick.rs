@@ -12,12 +12,16 @@ pub async fn run(args: &TickArgs, state_dir: Option<&std::path::Path>) -> Result
     unique_names(&profiles)?;
     let store = super::store(state_dir)?;
     let slots = tokio::sync::Semaphore::new(args.jobs as usize);
-    let codes = futures_join_all(profiles.iter().map(|p| async {
-        let t = crate::tick::run_paced(p, &store, &slots).await;
-        output::report(&t.report, args.json);
-        t.report.exit_code
+    let done = futures_join_all(profiles.iter().map(|p| async {
+        let t = crate::tick::run_paced(p, &store, &slots, args.every).await;
+        print(&t.report, p, args.json, &args.exports);
+        t.report
     }))
     .await;
+    if let Some(path) = &args.exports.prom_file {
+        write_prom(path, &done.iter().collect::<Vec<_>>());
+    }
+    let codes = done.iter().map(|r| r.exit_code);
     let mut code = if bad > 0 { exit_codes::UNKNOWN } else { exit_codes::OK };
     for c in codes {
         code = code.max(c);
@@ -64,4 +68,20 @@ pub fn unique_names(profiles: &[crate::profile::Profile]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A report as the line (with perfdata when asked) or as JSON.
+pub fn print(r: &crate::report::Report, p: &crate::profile::Profile, json: bool, ex: &crate::cli::Exports) {
+    if ex.perfdata && !json {
+        output::line(&crate::fleet::line_with_perfdata(r, &p.thresholds));
+    } else {
+        output::report(r, json);
+    }
+}
+
+/// Write the `.prom` file; a failure is said on stderr (the ticks stand).
+pub fn write_prom(path: &std::path::Path, reports: &[&crate::report::Report]) {
+    if let Err(e) = crate::fleet::write_prom(path, reports) {
+        eprintln!("gpupatrol: --prom-file {}: {e}", path.display());
+    }
 }

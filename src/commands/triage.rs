@@ -208,7 +208,7 @@ fn from_box(f: &Facts, profile: &crate::profile::Profile, alive: bool) -> Option
 }
 
 async fn remote(path: &Path, json: bool, state_dir: Option<&Path>) -> Result<i32> {
-    let profile = crate::profile::load(path)?;
+    let profile = crate::profile::load(&super::one_profile(path)?)?;
     if profile.job.log.is_none() {
         return Err(Error::Usage(format!(
             "{} has no job.log: triage reads the per-run log",

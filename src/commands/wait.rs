@@ -68,7 +68,7 @@ fn is_gpupatrol(pid: u32) -> bool {
 }
 
 pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result<i32> {
-    let profile = crate::profile::load(&args.profile)?;
+    let profile = crate::profile::load(&super::one_profile(&args.profile)?)?;
     if args.pattern.is_some() && profile.job.log.is_none() {
         return Err(Error::Usage(format!(
             "--pattern looks in the run's own log, but {} has no job.log",

@@ -1,0 +1,529 @@
+//! The fleet at a glance and the monitoring systems people already run:
+//! the `status` table (from saved state only), monitoring-plugins perfdata,
+//! and Prometheus text exposition for node_exporter's textfile collector.
+
+use std::time::Duration;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::profile::Thresholds;
+use crate::report::Report;
+use crate::state::{State, Summary};
+use crate::verdict::{Severity, Verdict};
+
+/// How many tick times a state keeps (the cadence of its watcher).
+pub const TICKS_KEPT: usize = 8;
+
+/// The summary `status` reads later, from a tick's report.
+pub fn summarize(r: &Report, every: Option<Duration>, at: i64) -> Summary {
+    Summary {
+        ts: r.ts.clone(),
+        at,
+        verdict: r.verdict,
+        severity: r.severity,
+        exit_code: r.exit_code,
+        step: r.progress.step,
+        step_age_s: r.progress.stalled_for_s,
+        gpu: gpu_brief(r),
+        disk_pct: r.disk.as_ref().and_then(|d| d.used_pct),
+        remediation: r.remediation.clone(),
+        line: r.line.clone(),
+        every_s: every.map(|d| d.as_secs().max(1)),
+    }
+}
+
+/// Record a tick's time in the state (oldest first, the last few kept).
+pub fn note_tick(s: &mut State, at: i64) {
+    s.ticks_at.push(at);
+    let n = s.ticks_at.len();
+    if n > TICKS_KEPT {
+        s.ticks_at.drain(..n - TICKS_KEPT);
+    }
+}
+
+/// "97% mem 88%", "8x 97% mem 88%", "no gpu", "?".
+pub fn gpu_brief(r: &Report) -> String {
+    match r.gpu_status {
+        "present" if !r.gpus.is_empty() => {
+            let known: Vec<f64> = r.gpus.iter().filter_map(|g| g.util_pct).collect();
+            let util = match known.len() {
+                0 => "?%".to_string(),
+                n => format!("{:.0}%", known.iter().sum::<f64>() / n as f64),
+            };
+            let mem = r
+                .gpus
+                .iter()
+                .filter(|g| g.mem_total_mib > 0.0)
+                .map(|g| 100.0 * g.mem_used_mib / g.mem_total_mib)
+                .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))));
+            let mem = mem.map(|m| format!(" mem {m:.0}%")).unwrap_or_default();
+            if r.gpus.len() == 1 {
+                format!("{util}{mem}")
+            } else {
+                format!("{}x {util}{mem}", r.gpus.len())
+            }
+        }
+        "absent" => "no gpu".into(),
+        "failed" => "gpu error".into(),
+        "not-visible" => "n/a".into(),
+        _ => "?".into(),
+    }
+}
+
+/// A short age: 45s, 12m, 5h, 3d.
+pub fn ago(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// One profile as `status` sees it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub profile: String,
+    pub summary: Option<Summary>,
+    /// Why there is no summary: "never ticked", "state unreadable: …".
+    pub missing: Option<String>,
+    /// How often its watcher ticks, as said or as observed.
+    pub expected_s: Option<i64>,
+    /// The last tick is older than twice that (the watcher died).
+    pub stale: bool,
+    pub age_s: Option<i64>,
+}
+
+/// How often this profile is ticked: as its watcher said, else the median
+/// gap between its last ticks (three ticks at least).
+pub fn expected_interval(s: &State) -> Option<i64> {
+    if let Some(e) = s.summary.as_ref().and_then(|x| x.every_s) {
+        return Some(e as i64);
+    }
+    if s.ticks_at.len() < 3 {
+        return None;
+    }
+    let mut gaps: Vec<i64> = s.ticks_at.windows(2).map(|w| (w[1] - w[0]).max(0)).collect();
+    gaps.sort_unstable();
+    Some(gaps[gaps.len() / 2].max(1))
+}
+
+/// The row for a profile's saved state (or its absence), at our clock `now`.
+pub fn row(profile: &str, state: Result<Option<State>, String>, now: i64) -> Row {
+    let mut r = Row {
+        profile: profile.to_string(),
+        summary: None,
+        missing: None,
+        expected_s: None,
+        stale: false,
+        age_s: None,
+    };
+    match state {
+        Err(e) => r.missing = Some(format!("state unreadable: {e}")),
+        Ok(None) => r.missing = Some("never ticked".into()),
+        Ok(Some(s)) => match &s.summary {
+            None => r.missing = Some("never ticked".into()),
+            Some(sum) => {
+                let age = now - sum.at;
+                r.expected_s = expected_interval(&s);
+                // a run that ended needs no watcher (`patrol --until-terminal` stops there)
+                r.stale = !sum.verdict.is_terminal() && r.expected_s.is_some_and(|e| age > 2 * e);
+                r.age_s = Some(age);
+                r.summary = Some(sum.clone());
+            }
+        },
+    }
+    r
+}
+
+impl Row {
+    /// Severity as the fleet counts it: a stale or unknown profile is unknown.
+    pub fn severity(&self) -> Severity {
+        match &self.summary {
+            Some(_) if self.stale => Severity::Unknown,
+            Some(s) => s.severity,
+            None => Severity::Unknown,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        self.severity().exit_code()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let s = self.summary.as_ref();
+        serde_json::json!({
+            "profile": self.profile,
+            "verdict": s.map(|s| s.verdict),
+            "severity": self.severity(),
+            "exit_code": self.exit_code(),
+            "ts": s.map(|s| s.ts.clone()),
+            "age_s": self.age_s,
+            "stale": self.stale,
+            "expected_interval_s": self.expected_s,
+            "step": s.and_then(|s| s.step),
+            "step_age_s": s.and_then(|s| s.step_age_s.map(|a| a + self.age_s.unwrap_or(0).max(0))),
+            "gpu": s.map(|s| s.gpu.clone()),
+            "disk_pct": s.and_then(|s| s.disk_pct),
+            "remediation": s.map(|s| s.remediation.clone()),
+            "line": s.map(|s| s.line.clone()),
+            "missing": self.missing,
+        })
+    }
+}
+
+/// How urgent a severity is for a person (worst first): a dead run, a box
+/// we cannot see (or a watcher that stopped), a warning, fine.
+fn urgency(s: Severity) -> u8 {
+    match s {
+        Severity::Critical => 0,
+        Severity::Unknown => 1,
+        Severity::Warning => 2,
+        Severity::Ok => 3,
+    }
+}
+
+/// Worst first, then by name.
+pub fn sort(rows: &mut [Row]) {
+    rows.sort_by(|a, b| {
+        urgency(a.severity())
+            .cmp(&urgency(b.severity()))
+            .then_with(|| a.profile.cmp(&b.profile))
+    });
+}
+
+/// The first words of a remediation: enough to know what to do.
+fn first_words(s: &str, n: usize) -> String {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if words.len() <= n {
+        words.join(" ")
+    } else {
+        format!("{}…", words[..n].join(" "))
+    }
+}
+
+fn hhmm(rfc3339: &str) -> &str {
+    rfc3339.get(11..16).unwrap_or("?")
+}
+
+/// The `status` table, `width` columns wide.
+pub fn table(rows: &[Row], width: u16) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_header(vec!["PROFILE", "VERDICT", "STEP", "LAST TICK", "GPU", "DISK", "NEXT"]);
+    for r in rows {
+        let cells: Vec<String> = match &r.summary {
+            None => vec![
+                r.profile.clone(),
+                "?".into(),
+                "".into(),
+                r.missing.clone().unwrap_or_default(),
+                "".into(),
+                "".into(),
+                "".into(),
+            ],
+            Some(s) => {
+                let age = r.age_s.unwrap_or(0);
+                let step = match (s.step, s.step_age_s) {
+                    (Some(n), Some(a)) => format!("{n} ({})", ago(a + age.max(0))),
+                    (Some(n), None) => n.to_string(),
+                    (None, _) => "-".into(),
+                };
+                let last = if r.stale {
+                    format!("{} ({}) patrol stale", hhmm(&s.ts), ago(age))
+                } else {
+                    format!("{} ({})", hhmm(&s.ts), ago(age))
+                };
+                let next = if s.verdict.base_severity() == Severity::Ok && !r.stale {
+                    "-".to_string()
+                } else if r.stale {
+                    "restart the patrol (cron/timer/loop)".to_string()
+                } else {
+                    // "diagnosis: what to do" → what to do
+                    let todo = s.remediation.split_once(": ").map(|(_, a)| a).unwrap_or(&s.remediation);
+                    first_words(todo, 6)
+                };
+                vec![
+                    r.profile.clone(),
+                    s.verdict.to_string(),
+                    step,
+                    last,
+                    s.gpu.clone(),
+                    s.disk_pct.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "?".into()),
+                    next,
+                ]
+            }
+        };
+        t.add_row(cells.iter().map(|c| crate::text::plain(c)).collect::<Vec<_>>());
+    }
+    t.to_string()
+}
+
+/// The width to draw for: `$COLUMNS` when set, else 80.
+pub fn width() -> u16 {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|w| *w >= 40)
+        .unwrap_or(80)
+}
+
+// ---- monitoring-plugins perfdata ------------------------------------------
+
+/// A number as perfdata wants it: no exponent, at most two decimals.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// Perfdata for a report (monitoring-plugins development guidelines:
+/// `label=value[UOM];[warn];[crit];[min];[max]`, space separated).
+pub fn perfdata(r: &Report, th: &Thresholds) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for g in &r.gpus {
+        if let Some(u) = g.util_pct {
+            out.push(format!("gpu{}_util={}%;;;0;100", g.index, num(u)));
+        }
+        out.push(format!(
+            "gpu{}_mem={}MB;;;0;{}",
+            g.index,
+            num(g.mem_used_mib.round()),
+            num(g.mem_total_mib.round())
+        ));
+    }
+    if let Some(d) = &r.disk {
+        if let Some(p) = d.used_pct {
+            out.push(format!("disk={}%;{};;0;100", num(p), num(th.disk_pct)));
+        }
+        if let Some(p) = d.inodes_used_pct {
+            out.push(format!("inodes={}%;{};;0;100", num(p), num(th.inodes_pct)));
+        }
+    }
+    if let Some(c) = &r.cgroup {
+        if let Some(p) = c.mem_used_pct {
+            out.push(format!("mem={}%;{};;0;100", num(p), num(th.mem_pct)));
+        }
+        if let Some(n) = c.oom_kills {
+            out.push(format!("oom_kills={n}c"));
+        }
+    }
+    if let Some(s) = r.progress.step {
+        out.push(format!("step={s}c"));
+    }
+    if let Some(s) = r.progress.stalled_for_s {
+        out.push(format!("since_progress={s}s;;;0"));
+    }
+    out.push(format!("tick_time={}s;;;0", num(r.elapsed_ms as f64 / 1000.0)));
+    out.join(" ")
+}
+
+/// The human line with perfdata after ` | ` (the line's own `|` become `/`:
+/// a monitoring system reads everything after the first `|` as perfdata).
+pub fn line_with_perfdata(r: &Report, th: &Thresholds) -> String {
+    format!("{} | {}", r.line.replace('|', "/"), perfdata(r, th))
+}
+
+// ---- Prometheus text exposition --------------------------------------------
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Prometheus text exposition (format 0.0.4) of the reports, one family per
+/// fact, every series labelled by profile; no timestamps (node_exporter's
+/// textfile collector refuses them).
+pub fn prom(reports: &[&Report]) -> String {
+    struct Fam {
+        name: &'static str,
+        help: &'static str,
+        series: Vec<String>,
+    }
+    let fam = |name, help| Fam {
+        name,
+        help,
+        series: vec![],
+    };
+    let mut f = [
+        fam("gpupatrol_verdict", "The last tick's verdict: 1 for the verdict it is, 0 for the others."),
+        fam(
+            "gpupatrol_severity",
+            "The last tick's severity as its exit code: 0 ok, 1 warning, 2 critical, 3 unknown.",
+        ),
+        fam("gpupatrol_step", "The last step read from the run's log."),
+        fam(
+            "gpupatrol_seconds_since_progress",
+            "Seconds since the step last advanced (box clock).",
+        ),
+        fam("gpupatrol_gpu_utilization_percent", "GPU utilization, per GPU index."),
+        fam("gpupatrol_gpu_memory_used_bytes", "GPU memory used, per GPU index."),
+        fam("gpupatrol_gpu_memory_total_bytes", "GPU memory in all, per GPU index."),
+        fam("gpupatrol_disk_used_percent", "Disk space used on the data mount."),
+        fam("gpupatrol_inodes_used_percent", "Inodes used on the data mount."),
+        fam("gpupatrol_cgroup_memory_used_percent", "The job's cgroup memory in use, of its limit."),
+        fam("gpupatrol_cgroup_oom_kills", "The OOM kills the job's cgroup has counted."),
+        fam("gpupatrol_last_tick_timestamp_seconds", "When the last tick ran (Unix time)."),
+        fam("gpupatrol_tick_duration_seconds", "How long the last tick took."),
+    ];
+    const MIB: f64 = 1024.0 * 1024.0;
+    for r in reports {
+        let p = format!("profile=\"{}\"", label(&r.profile));
+        for v in Verdict::ALL {
+            f[0].series.push(format!(
+                "{{{p},verdict=\"{}\"}} {}",
+                v.as_str(),
+                u8::from(v == r.verdict)
+            ));
+        }
+        f[1].series.push(format!("{{{p}}} {}", r.exit_code));
+        if let Some(s) = r.progress.step {
+            f[2].series.push(format!("{{{p}}} {s}"));
+        }
+        if let Some(s) = r.progress.stalled_for_s {
+            f[3].series.push(format!("{{{p}}} {s}"));
+        }
+        for g in &r.gpus {
+            let gl = format!("{{{p},gpu=\"{}\"}}", g.index);
+            if let Some(u) = g.util_pct {
+                f[4].series.push(format!("{gl} {}", num(u)));
+            }
+            f[5].series.push(format!("{gl} {}", num((g.mem_used_mib * MIB).round())));
+            f[6].series.push(format!("{gl} {}", num((g.mem_total_mib * MIB).round())));
+        }
+        if let Some(d) = &r.disk {
+            if let Some(x) = d.used_pct {
+                f[7].series.push(format!("{{{p}}} {}", num(x)));
+            }
+            if let Some(x) = d.inodes_used_pct {
+                f[8].series.push(format!("{{{p}}} {}", num(x)));
+            }
+        }
+        if let Some(c) = &r.cgroup {
+            if let Some(x) = c.mem_used_pct {
+                f[9].series.push(format!("{{{p}}} {}", num(x)));
+            }
+            if let Some(n) = c.oom_kills {
+                f[10].series.push(format!("{{{p}}} {n}"));
+            }
+        }
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&r.ts) {
+            f[11].series.push(format!("{{{p}}} {}", t.timestamp()));
+        }
+        f[12].series.push(format!("{{{p}}} {}", num(r.elapsed_ms as f64 / 1000.0)));
+    }
+    let mut out = String::new();
+    for fam in f.iter().filter(|f| !f.series.is_empty()) {
+        out.push_str(&format!("# HELP {} {}\n# TYPE {} gauge\n", fam.name, fam.help, fam.name));
+        for s in &fam.series {
+            out.push_str(fam.name);
+            out.push_str(s);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Write the `.prom` file: a temp file beside it, then a rename, readable by
+/// node_exporter's user.
+pub fn write_prom(path: &std::path::Path, reports: &[&Report]) -> std::io::Result<()> {
+    crate::fsutil::write_atomic_mode(path, prom(reports).as_bytes(), 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(verdict: Verdict, at: i64) -> Summary {
+        Summary {
+            ts: "2026-12-02T12:00:00Z".into(),
+            at,
+            verdict,
+            severity: verdict.base_severity(),
+            exit_code: verdict.base_severity().exit_code(),
+            step: Some(1200),
+            step_age_s: Some(30),
+            gpu: "8x 97% mem 88%".into(),
+            disk_pct: Some(61.0),
+            remediation: "look at the traceback, fix the cause, then resume from the last checkpoint".into(),
+            line: String::new(),
+            every_s: Some(300),
+        }
+    }
+
+    fn state(sum: Summary) -> State {
+        State {
+            summary: Some(sum),
+            ..State::new("x")
+        }
+    }
+
+    #[test]
+    fn stale_when_twice_the_interval_passed_and_not_for_an_ended_run() {
+        let now = 10_000;
+        let r = row("a", Ok(Some(state(summary(Verdict::Running, now - 599)))), now);
+        assert!(!r.stale);
+        assert_eq!(r.severity(), Severity::Ok);
+        let r = row("a", Ok(Some(state(summary(Verdict::Running, now - 601)))), now);
+        assert!(r.stale);
+        assert_eq!(r.exit_code(), 3, "a watcher that stopped is unknown");
+        let r = row("a", Ok(Some(state(summary(Verdict::Done, now - 90_000)))), now);
+        assert!(!r.stale, "nobody needs to watch a finished run");
+        // no interval said: the observed cadence
+        let mut s = summary(Verdict::Running, now - 200);
+        s.every_s = None;
+        let mut st = state(s);
+        st.ticks_at = vec![now - 380, now - 290, now - 200];
+        assert_eq!(expected_interval(&st), Some(90));
+        assert!(row("a", Ok(Some(st.clone())), now).stale);
+        st.ticks_at.drain(..1);
+        assert_eq!(expected_interval(&st), None, "two ticks are no cadence");
+        assert_eq!(row("a", Ok(None), now).exit_code(), 3);
+    }
+
+    #[test]
+    fn worst_first() {
+        let now = 10_000;
+        let mut rows = vec![
+            row("ok", Ok(Some(state(summary(Verdict::Running, now)))), now),
+            row("never", Ok(None), now),
+            row("dead", Ok(Some(state(summary(Verdict::Died, now)))), now),
+            row("incomplete", Ok(Some(state(summary(Verdict::Incomplete, now)))), now),
+        ];
+        sort(&mut rows);
+        let names: Vec<&str> = rows.iter().map(|r| r.profile.as_str()).collect();
+        assert_eq!(names, ["dead", "never", "incomplete", "ok"]);
+    }
+
+    #[test]
+    fn the_table_fits_80_columns() {
+        let now = 10_000;
+        let mut stale = summary(Verdict::Running, now - 7200);
+        stale.gpu = "97% mem 40%".into();
+        let mut rows = vec![
+            row("a100-box", Ok(Some(state(summary(Verdict::Crashed, now - 60)))), now),
+            row("h100-sweep-17", Ok(Some(state(stale))), now),
+            row("lambda-8x", Ok(Some(state(summary(Verdict::Running, now - 10)))), now),
+            row("new-box", Ok(None), now),
+        ];
+        sort(&mut rows);
+        let t = table(&rows, 80);
+        for l in t.lines() {
+            assert!(l.chars().count() <= 80, "{} columns: {l}", l.chars().count());
+        }
+        insta::assert_snapshot!("status_table_80", t);
+    }
+
+    #[test]
+    fn numbers_have_no_exponent() {
+        assert_eq!(num(97.0), "97");
+        assert_eq!(num(61.456), "61.46");
+        assert_eq!(num(0.5), "0.5");
+        assert_eq!(num(85_520_809_984.0), "85520809984");
+    }
+}

@@ -1,0 +1,544 @@
+//! Built-in push: a JSON webhook, an ntfy topic, a Slack-compatible incoming
+//! webhook, and the heartbeat ping of a dead-man's switch (healthchecks.io,
+//! Uptime Kuma push monitors). One small blocking HTTP client (ureq, rustls
+//! on ring: the crypto backend the SSH side already uses), run off the async
+//! runtime, one thread per endpoint, all at once.
+//!
+//! Every delivery is bounded: `alert.http_timeout` covers the connection, the
+//! answer and the retries (a refused connection, a timeout, a 5xx or a 429 is
+//! tried again after 250 ms, 500 ms, 1 s … while time is left; a 4xx or a
+//! certificate error is not). No redirect is followed.
+//!
+//! URLs carry secrets (a Slack webhook's path *is* its token; an ntfy topic
+//! is a shared secret): a URL is never printed. What a person sees is
+//! `scheme://host[:port]` of the URL as written, `${VAR}` unexpanded, and
+//! every message from the HTTP stack is scrubbed of the URL, its path, its
+//! query, its user info and every `${VAR}` value before it is shown.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::report::Report;
+use crate::verdict::Severity;
+
+/// Where an endpoint's URL comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The URL as written, `${VAR}` expanded from the environment at send time.
+    Url(String),
+    /// A file holding the URL (its first line), read at send time.
+    File(PathBuf),
+}
+
+/// One HTTP endpoint of the profile's `alert:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The channel: `webhook`, `ntfy`, `slack`, `heartbeat`.
+    pub channel: &'static str,
+    pub source: Source,
+}
+
+/// Check a URL as written in a profile: http(s), a host, `${VAR}` well formed.
+pub fn check_template(t: &str) -> Result<(), String> {
+    if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a URL has no spaces or control characters".into());
+    }
+    vars(t)?;
+    let rest = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+        .ok_or("must start with https:// (or http://)")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    if host.is_empty() {
+        return Err("names no host".into());
+    }
+    Ok(())
+}
+
+/// The `${VAR}` names in a URL template, in order.
+pub fn vars(t: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        let end = after.find('}').ok_or("an unclosed ${")?;
+        let name = &after[..end];
+        let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(format!("${{{name}}} is not an environment variable name"));
+        }
+        out.push(name.to_string());
+        rest = &after[end + 1..];
+    }
+    Ok(out)
+}
+
+/// A URL ready to use, and the secrets inside it (never shown).
+struct Resolved {
+    url: String,
+    secrets: Vec<String>,
+}
+
+impl Endpoint {
+    /// What a person may see of it: `webhook https://hooks.example.com`.
+    pub fn shown(&self) -> String {
+        match &self.source {
+            Source::Url(t) => format!("{} {}", self.channel, origin(t)),
+            Source::File(p) => format!("{} (URL in {})", self.channel, p.display()),
+        }
+    }
+
+    /// Variables the URL needs that this environment lacks (for `check`).
+    pub fn missing_vars(&self) -> Vec<String> {
+        match &self.source {
+            Source::Url(t) => vars(t)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| std::env::var_os(v).is_none_or(|x| x.is_empty()))
+                .collect(),
+            Source::File(_) => vec![],
+        }
+    }
+
+    fn resolve(&self) -> Result<Resolved, String> {
+        let (url, mut secrets) = match &self.source {
+            Source::Url(t) => expand(t)?,
+            Source::File(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let url = text.lines().next().unwrap_or("").trim().to_string();
+                check_template(&url).map_err(|e| format!("the URL in {}: {e}", p.display()))?;
+                if url.contains("${") {
+                    return Err(format!("the URL in {} must be literal (no ${{VAR}})", p.display()));
+                }
+                (url, vec![])
+            }
+        };
+        secrets.extend(url_secrets(&url));
+        secrets.push(url.clone());
+        // the longest first, so a part of a secret is never left showing
+        secrets.retain(|s| s.len() >= 4);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(Resolved { url, secrets })
+    }
+}
+
+/// `${VAR}` expanded; the values are secrets.
+fn expand(t: &str) -> Result<(String, Vec<String>), String> {
+    let mut out = String::new();
+    let mut secrets = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('}').ok_or("an unclosed ${")?;
+        let name = &after[..end];
+        let v = std::env::var(name).unwrap_or_default();
+        if v.is_empty() {
+            return Err(format!("${{{name}}} is not set in this environment"));
+        }
+        out.push_str(&v);
+        secrets.push(v);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok((out, secrets))
+}
+
+/// `scheme://host[:port]` of a URL (user info, path and query dropped).
+pub fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    format!("{scheme}://{host}")
+}
+
+/// The parts of a URL that may be a token: user info, path, query.
+fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if let Some((user, _)) = authority.rsplit_once('@') {
+        out.push(user.to_string());
+        out.extend(user.split(':').map(str::to_string));
+    }
+    if !tail.is_empty() && tail != "/" {
+        out.push(tail.to_string());
+        let path = tail.split(['?', '#']).next().unwrap_or("");
+        out.extend(path.split('/').filter(|s| !s.is_empty()).map(str::to_string));
+        if let Some((_, q)) = tail.split_once('?') {
+            out.push(q.to_string());
+            for kv in q.split('&') {
+                out.extend(kv.split_once('=').map(|(_, v)| v.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Replace every secret in a message by `…`.
+fn scrub(msg: &str, secrets: &[String]) -> String {
+    let mut m = msg.to_string();
+    for s in secrets {
+        m = m.replace(s.as_str(), "…");
+    }
+    m
+}
+
+/// One HTTP request to make.
+struct Request {
+    get: bool,
+    url: String,
+    content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+/// Why an attempt failed, and whether another may work.
+struct Failed {
+    why: String,
+    retry: bool,
+}
+
+fn attempt(req: &Request, budget: Duration) -> Result<(), Failed> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(budget))
+        .timeout_connect(Some(budget.min(Duration::from_secs(5))))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .user_agent(concat!("gpupatrol/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let (url, auth) = split_userinfo(&req.url);
+    let res = if req.get {
+        let mut b = agent.get(&url);
+        if let Some(a) = &auth {
+            b = b.header("Authorization", a);
+        }
+        for (k, v) in &req.headers {
+            b = b.header(*k, v);
+        }
+        b.call()
+    } else {
+        let mut b = agent.post(&url).header("Content-Type", req.content_type);
+        if let Some(a) = &auth {
+            b = b.header("Authorization", a);
+        }
+        for (k, v) in &req.headers {
+            b = b.header(*k, v);
+        }
+        b.send(&req.body[..])
+    };
+    match res {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            match code {
+                200..=299 => Ok(()),
+                300..=399 => Err(Failed {
+                    why: format!("answered {code} (a redirect; give the final URL)"),
+                    retry: false,
+                }),
+                408 | 429 | 500..=599 => Err(Failed {
+                    why: format!("answered {code}"),
+                    retry: true,
+                }),
+                _ => Err(Failed {
+                    why: format!("answered {code}"),
+                    retry: false,
+                }),
+            }
+        }
+        Err(e) => Err(describe(e, budget)),
+    }
+}
+
+/// Our words for the HTTP stack's errors (never its Display alone: some of
+/// its messages carry the URL).
+fn describe(e: ureq::Error, budget: Duration) -> Failed {
+    use ureq::Error as E;
+    let (why, retry) = match &e {
+        E::Timeout(_) => (
+            format!("no answer within {}", crate::duration::human(budget)),
+            true,
+        ),
+        E::HostNotFound => ("host not found".to_string(), true),
+        E::ConnectionFailed => ("connection failed".to_string(), true),
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => ("connection refused".to_string(), true),
+        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => (
+            format!("no answer within {}", crate::duration::human(budget)),
+            true,
+        ),
+        E::Io(io) => (format!("{io}"), true),
+        E::Tls(_) | E::Rustls(_) => (format!("TLS: {e}"), false),
+        E::BadUri(_) | E::Http(_) => ("not a usable URL".to_string(), false),
+        _ => (e.to_string(), true),
+    };
+    Failed { why, retry }
+}
+
+/// `https://user:pw@host/…` → the URL without the user info, and a Basic
+/// `Authorization` header for it (ntfy's access tokens and passwords).
+fn split_userinfo(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        None => (url.to_string(), None),
+        Some((user, host)) => {
+            let user = percent_decode(user);
+            let auth = format!("Basic {}", data_encoding::BASE64.encode(user.as_bytes()));
+            (format!("{scheme}://{host}{tail}"), Some(auth))
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Send one request within `deadline`, retrying what may work on a retry.
+fn deliver(req: &Request, deadline: Duration, secrets: &[String]) -> Result<(), String> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(250);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let left = deadline.saturating_sub(start.elapsed());
+        let f = match attempt(req, left.max(Duration::from_millis(100))) {
+            Ok(()) => return Ok(()),
+            Err(f) => f,
+        };
+        let left = deadline.saturating_sub(start.elapsed());
+        if !f.retry || left < pause + Duration::from_millis(100) {
+            let why = if tries > 1 {
+                format!("{} (after {tries} tries)", f.why)
+            } else {
+                f.why
+            };
+            return Err(scrub(&why, secrets));
+        }
+        std::thread::sleep(pause);
+        pause *= 2;
+    }
+}
+
+/// Deliver to one endpoint off the runtime; `Err` is the problem to report,
+/// already naming the endpoint as it may be shown.
+async fn send(ep: &Endpoint, deadline: Duration, build: impl FnOnce(String) -> Request) -> Result<(), String> {
+    let shown = ep.shown();
+    let r = match ep.resolve() {
+        Ok(r) => r,
+        Err(e) => return Err(format!("{shown}: {e}")),
+    };
+    let req = build(r.url.clone());
+    let secrets = r.secrets;
+    let job = tokio::task::spawn_blocking(move || deliver(&req, deadline, &secrets));
+    // the client's own deadline ends the thread; this one ends our wait
+    match tokio::time::timeout(deadline + Duration::from_secs(2), job).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(why))) => Err(format!("{shown}: {why}")),
+        Ok(Err(e)) => Err(format!("{shown}: {e}")),
+        Err(_) => Err(format!(
+            "{shown}: no answer within {}",
+            crate::duration::human(deadline)
+        )),
+    }
+}
+
+/// ntfy priority: 5 max (critical), 4 high (warning, unknown), 3 default.
+fn ntfy_priority(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "5",
+        Severity::Warning | Severity::Unknown => "4",
+        Severity::Ok => "3",
+    }
+}
+
+fn ntfy_tag(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "rotating_light",
+        Severity::Unknown => "question",
+        Severity::Warning => "warning",
+        Severity::Ok => "white_check_mark",
+    }
+}
+
+/// A header value: printable ASCII only (a profile name is, but be sure).
+fn header_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect()
+}
+
+/// Deliver a report to one notification endpoint.
+pub async fn notify(ep: &Endpoint, r: &Report, message: &str, deadline: Duration) -> Result<(), String> {
+    let body_json = || serde_json::to_vec(r).expect("reports serialize");
+    match ep.channel {
+        "webhook" => {
+            let body = body_json();
+            send(ep, deadline, move |url| Request {
+                get: false,
+                url,
+                content_type: "application/json",
+                headers: vec![],
+                body,
+            })
+            .await
+        }
+        "slack" => {
+            let body = serde_json::to_vec(&serde_json::json!({ "text": message })).expect("json");
+            send(ep, deadline, move |url| Request {
+                get: false,
+                url,
+                content_type: "application/json",
+                headers: vec![],
+                body,
+            })
+            .await
+        }
+        _ => {
+            let headers = vec![
+                ("Title", header_text(&format!("gpupatrol {} {}", r.profile, r.verdict))),
+                ("Priority", ntfy_priority(r.severity).to_string()),
+                ("Tags", ntfy_tag(r.severity).to_string()),
+            ];
+            let body = message.as_bytes().to_vec();
+            send(ep, deadline, move |url| Request {
+                get: false,
+                url,
+                content_type: "text/plain; charset=utf-8",
+                headers,
+                body,
+            })
+            .await
+        }
+    }
+}
+
+/// Is this an Uptime Kuma push URL (`…/api/push/TOKEN`)?
+fn is_kuma(url: &str) -> bool {
+    url.contains("/api/push/")
+}
+
+/// The URL to ping for a tick of this severity: healthchecks' `URL/fail`
+/// (before any query) on critical or unknown; Uptime Kuma's
+/// `?status=up|down&msg=VERDICT`.
+pub fn ping_url(url: &str, severity: Severity, verdict: &str) -> String {
+    let bad = matches!(severity, Severity::Critical | Severity::Unknown);
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    if is_kuma(url) {
+        let mut kept: Vec<String> = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !kv.starts_with("status=") && !kv.starts_with("msg="))
+            .map(str::to_string)
+            .collect();
+        kept.insert(0, format!("status={}", if bad { "down" } else { "up" }));
+        kept.insert(1, format!("msg={verdict}"));
+        return format!("{base}?{}", kept.join("&"));
+    }
+    if !bad {
+        return url.to_string();
+    }
+    let base = base.trim_end_matches('/');
+    match query {
+        Some(q) => format!("{base}/fail?{q}"),
+        None => format!("{base}/fail"),
+    }
+}
+
+/// Ping the heartbeat endpoint after a completed tick (POST of the line, so
+/// the service's log shows it; a GET for Uptime Kuma).
+pub async fn heartbeat(ep: &Endpoint, r: &Report, deadline: Duration) -> Result<(), String> {
+    let (severity, verdict) = (r.severity, r.verdict.as_str());
+    let body = r.line.as_bytes().to_vec();
+    send(ep, deadline, move |url| {
+        let get = is_kuma(&url);
+        Request {
+            get,
+            url: ping_url(&url, severity, verdict),
+            content_type: "text/plain; charset=utf-8",
+            headers: vec![],
+            body,
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_checked_and_origins_hide_the_token() {
+        assert!(check_template("https://hooks.slack.com/services/T0/B0/${SLACK}").is_ok());
+        assert!(check_template("ftp://x/y").is_err());
+        assert!(check_template("https:///path").is_err());
+        assert!(check_template("https://x/${SLACK").is_err());
+        assert!(check_template("https://x/${1A}").is_err());
+        assert!(check_template("https://x/a b").is_err());
+        assert_eq!(origin("https://u:pw@ntfy.example.com:8443/topic?auth=tk"), "https://ntfy.example.com:8443");
+        assert_eq!(origin("https://hooks.slack.com/services/T0/B0/XYZ"), "https://hooks.slack.com");
+    }
+
+    #[test]
+    fn scrubbing_removes_every_part_that_may_be_a_token() {
+        let url = "https://bob:s3cret@hc.example.com/ping/0d3b-uuid?auth=tk_abcdef";
+        let mut secrets = url_secrets(url);
+        secrets.push(url.into());
+        secrets.retain(|s| s.len() >= 4);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let msg = format!("error at {url} and /ping/0d3b-uuid and tk_abcdef and s3cret");
+        let clean = scrub(&msg, &secrets);
+        for s in ["s3cret", "0d3b-uuid", "tk_abcdef", "bob:"] {
+            assert!(!clean.contains(s), "{clean}");
+        }
+    }
+
+    #[test]
+    fn ping_urls_follow_healthchecks_and_uptime_kuma() {
+        let hc = "https://hc-ping.com/5f1c";
+        assert_eq!(ping_url(hc, Severity::Ok, "RUNNING"), hc);
+        assert_eq!(ping_url(hc, Severity::Warning, "RUNNING"), hc);
+        assert_eq!(ping_url(hc, Severity::Critical, "DIED"), "https://hc-ping.com/5f1c/fail");
+        assert_eq!(
+            ping_url("https://hc-ping.com/5f1c/?rid=1", Severity::Unknown, "UNREACHABLE"),
+            "https://hc-ping.com/5f1c/fail?rid=1"
+        );
+        assert_eq!(
+            ping_url("https://kuma.example/api/push/Ab1?status=up&msg=OK&ping=", Severity::Critical, "DIED"),
+            "https://kuma.example/api/push/Ab1?status=down&msg=DIED&ping="
+        );
+    }
+
+    #[test]
+    fn user_info_becomes_basic_auth() {
+        let (u, a) = split_userinfo("https://alice:p%40ss@ntfy.example/t");
+        assert_eq!(u, "https://ntfy.example/t");
+        assert_eq!(a.unwrap(), format!("Basic {}", data_encoding::BASE64.encode(b"alice:p@ss")));
+        assert_eq!(split_userinfo("https://ntfy.example/t").1, None);
+    }
+}
