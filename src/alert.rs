@@ -138,7 +138,11 @@ pub fn channels(cfg: &Alert, st: &AlertState, r: &Report) -> Vec<&'static str> {
     .chain(cfg.endpoints().map(|e| e.channel))
     .collect();
     if st.undelivered == Some(r.verdict) && !st.failed.is_empty() {
-        let again: Vec<&'static str> = all.iter().copied().filter(|c| st.failed.iter().any(|f| f == c)).collect();
+        let again: Vec<&'static str> = all
+            .iter()
+            .copied()
+            .filter(|c| st.failed.iter().any(|f| f == c))
+            .collect();
         if !again.is_empty() {
             return again;
         }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{ContentArrangement, Table, presets::NOTHING};
 
 use crate::profile::Thresholds;
 use crate::report::Report;
@@ -41,7 +41,8 @@ pub fn note_tick(s: &mut State, at: i64) {
     }
 }
 
-/// "97% mem 88%", "8x 97% mem 88%", "no gpu", "?".
+/// Utilisation (the mean) and memory (the fullest GPU): "97%/88%",
+/// "8x 97%/88%", "no gpu", "?".
 pub fn gpu_brief(r: &Report) -> String {
     match r.gpu_status {
         "present" if !r.gpus.is_empty() => {
@@ -56,7 +57,7 @@ pub fn gpu_brief(r: &Report) -> String {
                 .filter(|g| g.mem_total_mib > 0.0)
                 .map(|g| 100.0 * g.mem_used_mib / g.mem_total_mib)
                 .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))));
-            let mem = mem.map(|m| format!(" mem {m:.0}%")).unwrap_or_default();
+            let mem = mem.map(|m| format!("/{m:.0}%")).unwrap_or_default();
             if r.gpus.len() == 1 {
                 format!("{util}{mem}")
             } else {
@@ -210,10 +211,18 @@ fn hhmm(rfc3339: &str) -> &str {
 /// The `status` table, `width` columns wide.
 pub fn table(rows: &[Row], width: u16) -> String {
     let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
+    t.load_style(NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(width)
-        .set_header(vec!["PROFILE", "VERDICT", "STEP", "LAST TICK", "GPU", "DISK", "NEXT"]);
+        .set_header(vec![
+            "PROFILE",
+            "VERDICT",
+            "STEP",
+            "LAST TICK",
+            "GPU/MEM",
+            "DISK",
+            "NEXT",
+        ]);
     for r in rows {
         let cells: Vec<String> = match &r.summary {
             None => vec![
@@ -233,18 +242,18 @@ pub fn table(rows: &[Row], width: u16) -> String {
                     (None, _) => "-".into(),
                 };
                 let last = if r.stale {
-                    format!("{} ({}) patrol stale", hhmm(&s.ts), ago(age))
+                    format!("{} ({})\npatrol stale", hhmm(&s.ts), ago(age))
                 } else {
                     format!("{} ({})", hhmm(&s.ts), ago(age))
                 };
                 let next = if s.verdict.base_severity() == Severity::Ok && !r.stale {
                     "-".to_string()
                 } else if r.stale {
-                    "restart the patrol (cron/timer/loop)".to_string()
+                    "restart the patrol".to_string()
                 } else {
                     // "diagnosis: what to do" → what to do
                     let todo = s.remediation.split_once(": ").map(|(_, a)| a).unwrap_or(&s.remediation);
-                    first_words(todo, 6)
+                    first_words(todo, 4)
                 };
                 vec![
                     r.profile.clone(),
@@ -257,9 +266,35 @@ pub fn table(rows: &[Row], width: u16) -> String {
                 ]
             }
         };
-        t.add_row(cells.iter().map(|c| crate::text::plain(c)).collect::<Vec<_>>());
+        // box text made plain, line by line (a cell may have two)
+        t.add_row(
+            cells
+                .iter()
+                .map(|c| c.split('\n').map(crate::text::plain).collect::<Vec<_>>().join("\n"))
+                .collect::<Vec<_>>(),
+        );
     }
-    t.to_string()
+    // the words that must not break: the name, the verdict, "patrol stale"
+    use comfy_table::ColumnConstraint as C;
+    for (i, c) in [
+        (0, C::ContentWidth),
+        (1, C::ContentWidth),
+        (2, C::ContentWidth),
+        (3, C::ContentWidth),
+        (4, C::ContentWidth),
+        (5, C::ContentWidth),
+    ] {
+        if let Some(col) = t.column_mut(i) {
+            col.set_constraint(c);
+        }
+    }
+    for col in t.column_iter_mut() {
+        col.set_padding((0, 2));
+    }
+    if let Some(last) = t.column_mut(6) {
+        last.set_padding((0, 0));
+    }
+    t.to_string().lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
 }
 
 /// The width to draw for: `$COLUMNS` when set, else 80.
@@ -351,7 +386,10 @@ pub fn prom(reports: &[&Report]) -> String {
         series: vec![],
     };
     let mut f = [
-        fam("gpupatrol_verdict", "The last tick's verdict: 1 for the verdict it is, 0 for the others."),
+        fam(
+            "gpupatrol_verdict",
+            "The last tick's verdict: 1 for the verdict it is, 0 for the others.",
+        ),
         fam(
             "gpupatrol_severity",
             "The last tick's severity as its exit code: 0 ok, 1 warning, 2 critical, 3 unknown.",
@@ -366,9 +404,18 @@ pub fn prom(reports: &[&Report]) -> String {
         fam("gpupatrol_gpu_memory_total_bytes", "GPU memory in all, per GPU index."),
         fam("gpupatrol_disk_used_percent", "Disk space used on the data mount."),
         fam("gpupatrol_inodes_used_percent", "Inodes used on the data mount."),
-        fam("gpupatrol_cgroup_memory_used_percent", "The job's cgroup memory in use, of its limit."),
-        fam("gpupatrol_cgroup_oom_kills", "The OOM kills the job's cgroup has counted."),
-        fam("gpupatrol_last_tick_timestamp_seconds", "When the last tick ran (Unix time)."),
+        fam(
+            "gpupatrol_cgroup_memory_used_percent",
+            "The job's cgroup memory in use, of its limit.",
+        ),
+        fam(
+            "gpupatrol_cgroup_oom_kills",
+            "The OOM kills the job's cgroup has counted.",
+        ),
+        fam(
+            "gpupatrol_last_tick_timestamp_seconds",
+            "When the last tick ran (Unix time).",
+        ),
         fam("gpupatrol_tick_duration_seconds", "How long the last tick took."),
     ];
     const MIB: f64 = 1024.0 * 1024.0;
@@ -393,8 +440,10 @@ pub fn prom(reports: &[&Report]) -> String {
             if let Some(u) = g.util_pct {
                 f[4].series.push(format!("{gl} {}", num(u)));
             }
-            f[5].series.push(format!("{gl} {}", num((g.mem_used_mib * MIB).round())));
-            f[6].series.push(format!("{gl} {}", num((g.mem_total_mib * MIB).round())));
+            f[5].series
+                .push(format!("{gl} {}", num((g.mem_used_mib * MIB).round())));
+            f[6].series
+                .push(format!("{gl} {}", num((g.mem_total_mib * MIB).round())));
         }
         if let Some(d) = &r.disk {
             if let Some(x) = d.used_pct {
@@ -415,11 +464,16 @@ pub fn prom(reports: &[&Report]) -> String {
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&r.ts) {
             f[11].series.push(format!("{{{p}}} {}", t.timestamp()));
         }
-        f[12].series.push(format!("{{{p}}} {}", num(r.elapsed_ms as f64 / 1000.0)));
+        f[12]
+            .series
+            .push(format!("{{{p}}} {}", num(r.elapsed_ms as f64 / 1000.0)));
     }
     let mut out = String::new();
     for fam in f.iter().filter(|f| !f.series.is_empty()) {
-        out.push_str(&format!("# HELP {} {}\n# TYPE {} gauge\n", fam.name, fam.help, fam.name));
+        out.push_str(&format!(
+            "# HELP {} {}\n# TYPE {} gauge\n",
+            fam.name, fam.help, fam.name
+        ));
         for s in &fam.series {
             out.push_str(fam.name);
             out.push_str(s);
@@ -448,7 +502,7 @@ mod tests {
             exit_code: verdict.base_severity().exit_code(),
             step: Some(1200),
             step_age_s: Some(30),
-            gpu: "8x 97% mem 88%".into(),
+            gpu: "8x 97%/88%".into(),
             disk_pct: Some(61.0),
             remediation: "look at the traceback, fix the cause, then resume from the last checkpoint".into(),
             line: String::new(),
@@ -504,7 +558,7 @@ mod tests {
     fn the_table_fits_80_columns() {
         let now = 10_000;
         let mut stale = summary(Verdict::Running, now - 7200);
-        stale.gpu = "97% mem 40%".into();
+        stale.gpu = "97%/40%".into();
         let mut rows = vec![
             row("a100-box", Ok(Some(state(summary(Verdict::Crashed, now - 60)))), now),
             row("h100-sweep-17", Ok(Some(state(stale))), now),

@@ -91,7 +91,9 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result
     let res = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         // the umask may have taken bits the caller asked for
-        f.set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode))?;
+        f.set_permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
+            mode,
+        ))?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)

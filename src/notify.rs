@@ -204,7 +204,7 @@ struct Failed {
     retry: bool,
 }
 
-fn attempt(req: &Request, budget: Duration) -> Result<(), Failed> {
+fn attempt(req: &Request, budget: Duration, deadline: Duration) -> Result<(), Failed> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(budget))
         .timeout_connect(Some(budget.min(Duration::from_secs(5))))
@@ -252,26 +252,22 @@ fn attempt(req: &Request, budget: Duration) -> Result<(), Failed> {
                 }),
             }
         }
-        Err(e) => Err(describe(e, budget)),
+        Err(e) => Err(describe(e, deadline)),
     }
 }
 
 /// Our words for the HTTP stack's errors (never its Display alone: some of
 /// its messages carry the URL).
-fn describe(e: ureq::Error, budget: Duration) -> Failed {
+fn describe(e: ureq::Error, deadline: Duration) -> Failed {
     use ureq::Error as E;
     let (why, retry) = match &e {
-        E::Timeout(_) => (
-            format!("no answer within {}", crate::duration::human(budget)),
-            true,
-        ),
+        E::Timeout(_) => (format!("no answer within {}", crate::duration::human(deadline)), true),
         E::HostNotFound => ("host not found".to_string(), true),
         E::ConnectionFailed => ("connection failed".to_string(), true),
         E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => ("connection refused".to_string(), true),
-        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => (
-            format!("no answer within {}", crate::duration::human(budget)),
-            true,
-        ),
+        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            (format!("no answer within {}", crate::duration::human(deadline)), true)
+        }
         E::Io(io) => (format!("{io}"), true),
         E::Tls(_) | E::Rustls(_) => (format!("TLS: {e}"), false),
         E::BadUri(_) | E::Http(_) => ("not a usable URL".to_string(), false),
@@ -324,7 +320,7 @@ fn deliver(req: &Request, deadline: Duration, secrets: &[String]) -> Result<(), 
     loop {
         tries += 1;
         let left = deadline.saturating_sub(start.elapsed());
-        let f = match attempt(req, left.max(Duration::from_millis(100))) {
+        let f = match attempt(req, left.max(Duration::from_millis(100)), deadline) {
             Ok(()) => return Ok(()),
             Err(f) => f,
         };
@@ -500,8 +496,14 @@ mod tests {
         assert!(check_template("https://x/${SLACK").is_err());
         assert!(check_template("https://x/${1A}").is_err());
         assert!(check_template("https://x/a b").is_err());
-        assert_eq!(origin("https://u:pw@ntfy.example.com:8443/topic?auth=tk"), "https://ntfy.example.com:8443");
-        assert_eq!(origin("https://hooks.slack.com/services/T0/B0/XYZ"), "https://hooks.slack.com");
+        assert_eq!(
+            origin("https://u:pw@ntfy.example.com:8443/topic?auth=tk"),
+            "https://ntfy.example.com:8443"
+        );
+        assert_eq!(
+            origin("https://hooks.slack.com/services/T0/B0/XYZ"),
+            "https://hooks.slack.com"
+        );
     }
 
     #[test]
@@ -523,13 +525,20 @@ mod tests {
         let hc = "https://hc-ping.com/5f1c";
         assert_eq!(ping_url(hc, Severity::Ok, "RUNNING"), hc);
         assert_eq!(ping_url(hc, Severity::Warning, "RUNNING"), hc);
-        assert_eq!(ping_url(hc, Severity::Critical, "DIED"), "https://hc-ping.com/5f1c/fail");
+        assert_eq!(
+            ping_url(hc, Severity::Critical, "DIED"),
+            "https://hc-ping.com/5f1c/fail"
+        );
         assert_eq!(
             ping_url("https://hc-ping.com/5f1c/?rid=1", Severity::Unknown, "UNREACHABLE"),
             "https://hc-ping.com/5f1c/fail?rid=1"
         );
         assert_eq!(
-            ping_url("https://kuma.example/api/push/Ab1?status=up&msg=OK&ping=", Severity::Critical, "DIED"),
+            ping_url(
+                "https://kuma.example/api/push/Ab1?status=up&msg=OK&ping=",
+                Severity::Critical,
+                "DIED"
+            ),
             "https://kuma.example/api/push/Ab1?status=down&msg=DIED&ping="
         );
     }
@@ -538,7 +547,10 @@ mod tests {
     fn user_info_becomes_basic_auth() {
         let (u, a) = split_userinfo("https://alice:p%40ss@ntfy.example/t");
         assert_eq!(u, "https://ntfy.example/t");
-        assert_eq!(a.unwrap(), format!("Basic {}", data_encoding::BASE64.encode(b"alice:p@ss")));
+        assert_eq!(
+            a.unwrap(),
+            format!("Basic {}", data_encoding::BASE64.encode(b"alice:p@ss"))
+        );
         assert_eq!(split_userinfo("https://ntfy.example/t").1, None);
     }
 }

@@ -506,7 +506,7 @@ impl Validator<'_> {
             (Some(_), Some(f)) => Err(self.err(
                 f.referenced.line(),
                 &format!("alert.{key}_file"),
-                &format!("give alert.{key} or alert.{key}_file, not both"),
+                format!("give alert.{key} or alert.{key}_file, not both"),
             )),
             (Some(u), None) => {
                 crate::notify::check_template(&u.value)

@@ -111,7 +111,7 @@ pub struct Summary {
     pub step: Option<u64>,
     /// Seconds since the step last advanced, at that tick.
     pub step_age_s: Option<i64>,
-    /// "2x 97% mem 88%", "no gpu", "?".
+    /// "8x 97%/88%" (util/memory), "no gpu", "?".
     pub gpu: String,
     pub disk_pct: Option<f64>,
     pub remediation: String,

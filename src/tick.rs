@@ -76,7 +76,12 @@ pub async fn run(profile: &Profile, store: &Store) -> Tick {
 /// an alert is delivered. The box's connect deadline starts with its own
 /// connection, not while it waits its turn (200 handshakes started at once
 /// time each other out).
-pub async fn run_paced(profile: &Profile, store: &Store, slots: &tokio::sync::Semaphore, every: Option<Duration>) -> Tick {
+pub async fn run_paced(
+    profile: &Profile,
+    store: &Store,
+    slots: &tokio::sync::Semaphore,
+    every: Option<Duration>,
+) -> Tick {
     run_inner(profile, store, &Options::tick().every(every), Some(slots)).await
 }
 

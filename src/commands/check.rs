@@ -68,12 +68,23 @@ pub fn run(args: &CheckArgs) -> i32 {
                         if ep.channel == "heartbeat" { "heartbeat_url" } else { ep.channel }
                     ));
                 }
+                if let crate::notify::Source::File(f) = &ep.source
+                    && let Err(e) = std::fs::read_to_string(f)
+                {
+                    notes.push(format!(
+                        "{}: cannot read it here ({e}); a tick without it reports a failed delivery",
+                        ep.shown()
+                    ));
+                }
                 if let crate::notify::Source::Url(u) = &ep.source
                     && u.starts_with("http://")
                     && !crate::notify::origin(u).starts_with("http://127.")
                     && !crate::notify::origin(u).starts_with("http://localhost")
                 {
-                    notes.push(format!("{}: plain http sends the URL and its token in the clear", ep.shown()));
+                    notes.push(format!(
+                        "{}: plain http sends the URL and its token in the clear",
+                        ep.shown()
+                    ));
                 }
             }
         }

@@ -143,7 +143,11 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
         }
         let mut next = Vec::new();
         for dir in &found {
-            let d = if dir.as_os_str().is_empty() { Path::new(".") } else { dir.as_path() };
+            let d = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
             let Ok(rd) = std::fs::read_dir(d) else { continue };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -247,12 +251,23 @@ mod tests {
         std::fs::write(sub.join("z.yaml"), "x").unwrap();
         let (v, bad) = expand_profiles(&[d.path().to_path_buf(), d.path().join("*.yaml")]);
         assert_eq!(bad, 0);
-        let names: Vec<String> = v.iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
-        assert_eq!(names, ["a.yml", "b.yaml"], "sorted, each once, no hidden or other files");
+        let names: Vec<String> = v
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into())
+            .collect();
+        assert_eq!(
+            names,
+            ["a.yml", "b.yaml"],
+            "sorted, each once, no hidden or other files"
+        );
         let (v, _) = expand_profiles(&[d.path().join("*/*.yaml")]);
         assert_eq!(v, vec![sub.join("z.yaml")]);
         let (v, bad) = expand_profiles(&[d.path().join("nothing-*.yaml"), d.path().join("fleet/../c.txt")]);
-        assert_eq!((v.len(), bad), (1, 1), "a plain file is kept; a glob that matches nothing is an error");
+        assert_eq!(
+            (v.len(), bad),
+            (1, 1),
+            "a plain file is kept; a glob that matches nothing is an error"
+        );
         assert!(one_profile(d.path()).is_err(), "two profiles where one is wanted");
         assert_eq!(one_profile(&sub).unwrap(), sub.join("z.yaml"));
     }

@@ -35,10 +35,7 @@ pub fn run(args: &StatusArgs, state_dir: Option<&std::path::Path>) -> Result<i32
         );
         return Ok(exit_codes::UNKNOWN);
     }
-    let mut rows: Vec<Row> = names
-        .iter()
-        .map(|n| fleet::row(n, Store::peek(&dir, n), now))
-        .collect();
+    let mut rows: Vec<Row> = names.iter().map(|n| fleet::row(n, Store::peek(&dir, n), now)).collect();
     fleet::sort(&mut rows);
     if args.json {
         for r in &rows {
