@@ -34,6 +34,17 @@ pub fn retry_after(n: u32, cooldown: Duration) -> i64 {
     d.min(cap)
 }
 
+/// What the news of a report is, for telling a retry of the same news from
+/// new news of the same verdict: the verdict, what was done, a failed GPU.
+fn news(r: &Report) -> String {
+    format!(
+        "{}|{}|{}",
+        r.verdict,
+        r.action.as_deref().unwrap_or(""),
+        gpu_hardware(r)
+    )
+}
+
 /// The report warns of a failed GPU.
 fn gpu_hardware(r: &Report) -> bool {
     r.warnings.iter().any(|w| w.starts_with("gpu_hardware:"))
@@ -100,6 +111,7 @@ pub fn record_failed(st: &mut AlertState, cfg: &Alert, r: &Report, now: i64, pro
     match problem {
         None => {
             st.failed.clear();
+            st.failed_news = None;
             st.last_at = Some(now);
             st.last_verdict = Some(r.verdict);
             st.last_severity = Some(r.severity);
@@ -111,6 +123,7 @@ pub fn record_failed(st: &mut AlertState, cfg: &Alert, r: &Report, now: i64, pro
         }
         Some(_) => {
             st.failed = failed.to_vec();
+            st.failed_news = Some(news(r));
             st.undelivered = Some(r.verdict);
             st.failures = st.failures.saturating_add(1);
             st.retry_at = Some(now.saturating_add(retry_after(st.failures, cfg.cooldown)));
@@ -137,7 +150,9 @@ pub fn channels(cfg: &Alert, st: &AlertState, r: &Report) -> Vec<&'static str> {
     .flatten()
     .chain(cfg.endpoints().map(|e| e.channel))
     .collect();
-    if st.undelivered == Some(r.verdict) && !st.failed.is_empty() {
+    // only the very news that failed goes to the failed channels alone: a
+    // spent budget or a lost GPU since is news for every channel
+    if st.undelivered == Some(r.verdict) && !st.failed.is_empty() && st.failed_news.as_deref() == Some(&news(r)) {
         let again: Vec<&'static str> = all
             .iter()
             .copied()
@@ -418,6 +433,42 @@ mod tests {
             due(&cfg(), &st, &rep(Verdict::Unreachable, false), 1900),
             "unknown is reminded"
         );
+    }
+
+    #[test]
+    fn a_retry_goes_to_the_failed_channels_only_for_the_same_news() {
+        let mut c = cfg();
+        c.command = Some("true".into());
+        c.flag_file = Some("/tmp/x".into());
+        let mut st = AlertState::default();
+        let r = rep(Verdict::Died, true);
+        assert_eq!(channels(&c, &st, &r), ["command", "flag_file"]);
+        record_failed(
+            &mut st,
+            &c,
+            &r,
+            1000,
+            Some("alert: delivery failed: …"),
+            &["command".to_string()],
+        );
+        assert_eq!(
+            channels(&c, &st, &rep(Verdict::Died, false)),
+            ["command"],
+            "the same news"
+        );
+        let mut spent = rep(Verdict::Died, false);
+        spent.action = Some("restart budget spent (1/1 within 6h); not resuming".into());
+        assert_eq!(
+            channels(&c, &st, &spent),
+            ["command", "flag_file"],
+            "new news, same verdict"
+        );
+        assert_eq!(
+            channels(&c, &st, &rep(Verdict::Crashed, true)),
+            ["command", "flag_file"]
+        );
+        record(&mut st, &c, &r, 1100, None);
+        assert!(st.failed.is_empty() && st.failed_news.is_none());
     }
 
     #[test]

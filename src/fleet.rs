@@ -29,6 +29,8 @@ pub fn summarize(r: &Report, every: Option<Duration>, at: i64) -> Summary {
         remediation: r.remediation.clone(),
         line: r.line.clone(),
         every_s: every.map(|d| d.as_secs().max(1)),
+        took_ms: r.elapsed_ms,
+        warnings: r.warnings.clone(),
     }
 }
 
@@ -96,18 +98,30 @@ pub struct Row {
     pub age_s: Option<i64>,
 }
 
-/// How often this profile is ticked: as its watcher said, else the median
-/// gap between its last ticks (three ticks at least).
+/// How often this profile is ticked: the larger of what its watcher said
+/// and the cadence its last ticks kept (a fleet's queue and the ticks' own
+/// time make the gaps longer than the interval). Without a said interval,
+/// the cadence counts only from three gaps of a minute or more: a few ticks
+/// run by hand are no watcher.
 pub fn expected_interval(s: &State) -> Option<i64> {
-    if let Some(e) = s.summary.as_ref().and_then(|x| x.every_s) {
-        return Some(e as i64);
+    let said = s.summary.as_ref().and_then(|x| x.every_s).map(|e| e as i64);
+    let kept = (s.ticks_at.len() >= 4).then(|| {
+        let mut gaps: Vec<i64> = s.ticks_at.windows(2).map(|w| (w[1] - w[0]).max(0)).collect();
+        gaps.sort_unstable();
+        gaps[gaps.len() / 2]
+    });
+    match (said, kept) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (Some(a), None) => Some(a),
+        (None, Some(b)) if b >= 60 => Some(b),
+        _ => None,
     }
-    if s.ticks_at.len() < 3 {
-        return None;
-    }
-    let mut gaps: Vec<i64> = s.ticks_at.windows(2).map(|w| (w[1] - w[0]).max(0)).collect();
-    gaps.sort_unstable();
-    Some(gaps[gaps.len() / 2].max(1))
+}
+
+/// How much later than twice the interval a tick may come before its
+/// watcher counts as stopped: the tick's own time, twice, and half a minute.
+pub fn grace(sum: &Summary) -> i64 {
+    30 + 2 * (sum.took_ms / 1000) as i64
 }
 
 /// The row for a profile's saved state (or its absence), at our clock `now`.
@@ -129,7 +143,7 @@ pub fn row(profile: &str, state: Result<Option<State>, String>, now: i64) -> Row
                 let age = now - sum.at;
                 r.expected_s = expected_interval(&s);
                 // a run that ended needs no watcher (`patrol --until-terminal` stops there)
-                r.stale = !sum.verdict.is_terminal() && r.expected_s.is_some_and(|e| age > 2 * e);
+                r.stale = !sum.verdict.is_terminal() && r.expected_s.is_some_and(|e| age > 2 * e + grace(sum));
                 r.age_s = Some(age);
                 r.summary = Some(sum.clone());
             }
@@ -225,15 +239,18 @@ pub fn table(rows: &[Row], width: u16) -> String {
         ]);
     for r in rows {
         let cells: Vec<String> = match &r.summary {
-            None => vec![
-                r.profile.clone(),
-                "?".into(),
-                "".into(),
-                r.missing.clone().unwrap_or_default(),
-                "".into(),
-                "".into(),
-                "".into(),
-            ],
+            None => {
+                let unreadable = r.missing.as_deref().is_some_and(|m| m.starts_with("state unreadable"));
+                vec![
+                    r.profile.clone(),
+                    "?".into(),
+                    "".into(),
+                    if unreadable { "unreadable" } else { "never ticked" }.into(),
+                    "".into(),
+                    "".into(),
+                    if unreadable { "see status --json" } else { "tick it" }.into(),
+                ]
+            }
             Some(s) => {
                 let age = r.age_s.unwrap_or(0);
                 let step = match (s.step, s.step_age_s) {
@@ -246,10 +263,13 @@ pub fn table(rows: &[Row], width: u16) -> String {
                 } else {
                     format!("{} ({})", hhmm(&s.ts), ago(age))
                 };
-                let next = if s.verdict.base_severity() == Severity::Ok && !r.stale {
-                    "-".to_string()
-                } else if r.stale {
+                let next = if r.stale {
                     "restart the patrol".to_string()
+                } else if s.verdict.base_severity() == Severity::Ok {
+                    match s.warnings.first() {
+                        Some(w) => format!("warn: {}", first_words(w, 4)),
+                        None => "-".to_string(),
+                    }
                 } else {
                     // "diagnosis: what to do" → what to do
                     let todo = s.remediation.split_once(": ").map(|(_, a)| a).unwrap_or(&s.remediation);
@@ -275,11 +295,11 @@ pub fn table(rows: &[Row], width: u16) -> String {
         );
     }
     // the words that must not break: the name, the verdict, "patrol stale"
-    use comfy_table::ColumnConstraint as C;
+    use comfy_table::{ColumnConstraint as C, Width};
     for (i, c) in [
-        (0, C::ContentWidth),
+        (0, C::UpperBoundary(Width::Fixed(20))),
+        (6, C::LowerBoundary(Width::Fixed(12))),
         (1, C::ContentWidth),
-        (2, C::ContentWidth),
         (3, C::ContentWidth),
         (4, C::ContentWidth),
         (5, C::ContentWidth),
@@ -318,6 +338,14 @@ fn num(v: f64) -> String {
     }
 }
 
+/// The warning level as a plain number: the parsers monitoring systems use
+/// (Monitoring::Plugin, PNP4Nagios) read `X` and drop an `@X:100` range
+/// with the rest of the item. gpupatrol warns at X or above, a range `X`
+/// alerts above X: the two differ only at exactly X.
+fn at_or_above(x: f64) -> String {
+    num(x)
+}
+
 /// Perfdata for a report (monitoring-plugins development guidelines:
 /// `label=value[UOM];[warn];[crit];[min];[max]`, space separated).
 pub fn perfdata(r: &Report, th: &Thresholds) -> String {
@@ -335,15 +363,15 @@ pub fn perfdata(r: &Report, th: &Thresholds) -> String {
     }
     if let Some(d) = &r.disk {
         if let Some(p) = d.used_pct {
-            out.push(format!("disk={}%;{};;0;100", num(p), num(th.disk_pct)));
+            out.push(format!("disk={}%;{};;0;100", num(p), at_or_above(th.disk_pct)));
         }
         if let Some(p) = d.inodes_used_pct {
-            out.push(format!("inodes={}%;{};;0;100", num(p), num(th.inodes_pct)));
+            out.push(format!("inodes={}%;{};;0;100", num(p), at_or_above(th.inodes_pct)));
         }
     }
     if let Some(c) = &r.cgroup {
         if let Some(p) = c.mem_used_pct {
-            out.push(format!("mem={}%;{};;0;100", num(p), num(th.mem_pct)));
+            out.push(format!("mem={}%;{};;0;100", num(p), at_or_above(th.mem_pct)));
         }
         if let Some(n) = c.oom_kills {
             out.push(format!("oom_kills={n}c"));
@@ -507,6 +535,8 @@ mod tests {
             remediation: "look at the traceback, fix the cause, then resume from the last checkpoint".into(),
             line: String::new(),
             every_s: Some(300),
+            took_ms: 2000,
+            warnings: vec![],
         }
     }
 
@@ -520,23 +550,36 @@ mod tests {
     #[test]
     fn stale_when_twice_the_interval_passed_and_not_for_an_ended_run() {
         let now = 10_000;
-        let r = row("a", Ok(Some(state(summary(Verdict::Running, now - 599)))), now);
+        // every 300 s, a tick of 2 s: stale past 600 + 30 + 4
+        let r = row("a", Ok(Some(state(summary(Verdict::Running, now - 634)))), now);
         assert!(!r.stale);
         assert_eq!(r.severity(), Severity::Ok);
-        let r = row("a", Ok(Some(state(summary(Verdict::Running, now - 601)))), now);
+        let r = row("a", Ok(Some(state(summary(Verdict::Running, now - 635)))), now);
         assert!(r.stale);
         assert_eq!(r.exit_code(), 3, "a watcher that stopped is unknown");
         let r = row("a", Ok(Some(state(summary(Verdict::Done, now - 90_000)))), now);
         assert!(!r.stale, "nobody needs to watch a finished run");
-        // no interval said: the observed cadence
-        let mut s = summary(Verdict::Running, now - 200);
+        // a patrol whose ticks take as long as its interval is not stale
+        let mut st = state(summary(Verdict::Running, now - 700));
+        st.ticks_at = vec![now - 2800, now - 2100, now - 1400, now - 700];
+        assert_eq!(
+            expected_interval(&st),
+            Some(700),
+            "the cadence kept, not only the one said"
+        );
+        assert!(!row("a", Ok(Some(st)), now).stale);
+        // no interval said: the cadence kept, from three gaps of a minute or more
+        let mut s = summary(Verdict::Running, now - 250);
         s.every_s = None;
         let mut st = state(s);
-        st.ticks_at = vec![now - 380, now - 290, now - 200];
+        st.ticks_at = vec![now - 520, now - 430, now - 340, now - 250];
         assert_eq!(expected_interval(&st), Some(90));
         assert!(row("a", Ok(Some(st.clone())), now).stale);
         st.ticks_at.drain(..1);
-        assert_eq!(expected_interval(&st), None, "two ticks are no cadence");
+        assert_eq!(expected_interval(&st), None, "two gaps are no cadence");
+        // ticks by hand, seconds apart, are no watcher
+        st.ticks_at = vec![now - 203, now - 202, now - 201, now - 200];
+        assert_eq!(expected_interval(&st), None);
         assert_eq!(row("a", Ok(None), now).exit_code(), 3);
     }
 
@@ -565,6 +608,20 @@ mod tests {
             row("lambda-8x", Ok(Some(state(summary(Verdict::Running, now - 10)))), now),
             row("new-box", Ok(None), now),
         ];
+        rows.push(row(
+            "a-profile-name-of-sixty-four-characters-is-allowed-by-profiles-x",
+            Ok(None),
+            now,
+        ));
+        rows.push(row(
+            "broken",
+            Err("/state/broken.json: expected value at line 1 column 2".into()),
+            now,
+        ));
+        let mut warned = summary(Verdict::Running, now - 5);
+        warned.severity = Severity::Warning;
+        warned.warnings = vec!["disk 91% >= 90%".into()];
+        rows.push(row("warned", Ok(Some(state(warned))), now));
         sort(&mut rows);
         let t = table(&rows, 80);
         for l in t.lines() {

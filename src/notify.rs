@@ -41,7 +41,7 @@ pub struct Endpoint {
 /// Check a URL as written in a profile: http(s), a host, `${VAR}` well formed.
 pub fn check_template(t: &str) -> Result<(), String> {
     if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("a URL has no spaces or control characters".into());
+        return Err("has spaces or control characters (write %20)".into());
     }
     vars(t)?;
     let rest = t
@@ -53,7 +53,30 @@ pub fn check_template(t: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("names no host".into());
     }
+    // a port, when there is one and it is written out, is a number that fits
+    let port = match host.rfind(']') {
+        Some(i) => host[i + 1..].strip_prefix(':'),
+        None => host.rsplit_once(':').map(|(_, p)| p),
+    };
+    if let Some(p) = port
+        && !p.contains("${")
+        && p.parse::<u16>().is_err()
+    {
+        return Err("has a port that is not a number from 0 to 65535".into());
+    }
     Ok(())
+}
+
+/// Is the URL's host this machine (127.0.0.0/8, ::1, localhost)? Plain http
+/// to it sends nothing over a network.
+pub fn is_loopback(url: &str) -> bool {
+    let o = origin(url);
+    let host = o.split_once("://").map(|(_, h)| h).unwrap_or(&o);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
 }
 
 /// The `${VAR}` names in a URL template, in order.
@@ -62,12 +85,12 @@ pub fn vars(t: &str) -> Result<Vec<String>, String> {
     let mut rest = t;
     while let Some(i) = rest.find("${") {
         let after = &rest[i + 2..];
-        let end = after.find('}').ok_or("an unclosed ${")?;
+        let end = after.find('}').ok_or("has an unclosed ${")?;
         let name = &after[..end];
         let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            return Err(format!("${{{name}}} is not an environment variable name"));
+            return Err(format!("has ${{{name}}}, which is not an environment variable name"));
         }
         out.push(name.to_string());
         rest = &after[end + 1..];
@@ -104,7 +127,12 @@ impl Endpoint {
 
     fn resolve(&self) -> Result<Resolved, String> {
         let (url, mut secrets) = match &self.source {
-            Source::Url(t) => expand(t)?,
+            Source::Url(t) => {
+                let (url, secrets) = expand(t)?;
+                // what the variables put in must still make a URL (never shown: it holds them)
+                check_template(&url).map_err(|e| format!("with its variables expanded, the URL {e}"))?;
+                (url, secrets)
+            }
             Source::File(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                 let url = text.lines().next().unwrap_or("").trim().to_string();
@@ -169,7 +197,7 @@ fn url_secrets(url: &str) -> Vec<String> {
     if !tail.is_empty() && tail != "/" {
         out.push(tail.to_string());
         let path = tail.split(['?', '#']).next().unwrap_or("");
-        out.extend(path.split('/').filter(|s| !s.is_empty()).map(str::to_string));
+        out.push(path.to_string());
         if let Some((_, q)) = tail.split_once('?') {
             out.push(q.to_string());
             for kv in q.split('&') {
@@ -496,6 +524,14 @@ mod tests {
         assert!(check_template("https://x/${SLACK").is_err());
         assert!(check_template("https://x/${1A}").is_err());
         assert!(check_template("https://x/a b").is_err());
+        assert!(check_template("http://127.0.0.1:99999/x").is_err());
+        assert!(check_template("http://127.0.0.1:abc/x").is_err());
+        assert!(check_template("http://[::1]:8080/x").is_ok());
+        assert!(check_template("http://127.0.0.1:${PORT}/x").is_ok());
+        assert!(
+            is_loopback("http://127.0.0.9:8/x") && is_loopback("http://localhost/x") && is_loopback("http://[::1]:80/")
+        );
+        assert!(!is_loopback("http://127.evil.example/x") && !is_loopback("http://localhost.evil.example/"));
         assert_eq!(
             origin("https://u:pw@ntfy.example.com:8443/topic?auth=tk"),
             "https://ntfy.example.com:8443"
@@ -513,11 +549,12 @@ mod tests {
         secrets.push(url.into());
         secrets.retain(|s| s.len() >= 4);
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let msg = format!("error at {url} and /ping/0d3b-uuid and tk_abcdef and s3cret");
+        let msg = format!("error at {url} and /ping/0d3b-uuid and tk_abcdef and s3cret (a ping)");
         let clean = scrub(&msg, &secrets);
         for s in ["s3cret", "0d3b-uuid", "tk_abcdef", "bob:"] {
             assert!(!clean.contains(s), "{clean}");
         }
+        assert!(clean.ends_with("(a ping)"), "our own words stay: {clean}");
     }
 
     #[test]

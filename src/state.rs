@@ -116,9 +116,16 @@ pub struct Summary {
     pub disk_pct: Option<f64>,
     pub remediation: String,
     pub line: String,
-    /// How often the watcher that ran the tick said it runs (patrol's
-    /// `--every`, `tick --every` from cron, wait's `--interval`).
+    /// How often the watcher ticks, as it said (patrol's `--every`, `tick
+    /// --every` from cron); a tick that did not say keeps the last said.
     pub every_s: Option<u64>,
+    /// How long the tick took (a watcher sleeps after its tick: the gap
+    /// between two ticks is the interval plus this).
+    #[serde(default)]
+    pub took_ms: u64,
+    /// The tick's warnings (why an ok verdict is a warning).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -148,6 +155,10 @@ pub struct AlertState {
     /// to them only (the others have it already).
     #[serde(default)]
     pub failed: Vec<String>,
+    /// The news those channels missed (verdict, action, failed GPU): a retry
+    /// goes to them alone only while the news is the same.
+    #[serde(default)]
+    pub failed_news: Option<String>,
 }
 
 impl State {

@@ -191,7 +191,11 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
     if opts.act && lock.is_ok() {
         let now_ours = chrono::Utc::now().timestamp();
         let seen = build(&decision, &extra, started.elapsed().as_millis() as u64);
-        decision.next.summary = Some(crate::fleet::summarize(&seen, opts.every, now_ours));
+        // a tick that does not say how often it runs (by hand) keeps what the watcher said
+        let every = opts
+            .every
+            .or_else(|| prev.summary.as_ref().and_then(|s| s.every_s).map(Duration::from_secs));
+        decision.next.summary = Some(crate::fleet::summarize(&seen, every, now_ours));
         crate::fleet::note_tick(&mut decision.next, now_ours);
     }
 

@@ -441,7 +441,7 @@ fn cron_prints_crontab_and_systemd_units() {
     let r = run(c, Duration::from_secs(10));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("3-59/30 * * * * "), "{}", r.stdout);
-    assert!(r.stdout.contains(" tick -p "), "{}", r.stdout);
+    assert!(r.stdout.contains(" tick --every 1800s -p "), "{}", r.stdout);
     assert!(r.stdout.contains("OnUnitActiveSec=1800s"));
     assert!(r.stdout.contains("[Install]\nWantedBy=timers.target"));
     // the crontab command line really runs, as cron runs it: `\%` is a `%`

@@ -359,10 +359,21 @@ fn status_reads_saved_state_worst_first_and_flags_a_stale_patrol() {
         .arg(fleet.join("s-ok.yaml"));
     let r = run(c, Duration::from_secs(60));
     assert_eq!(r.stdout.lines().count(), 3, "{}{}", r.stdout, r.stderr);
-    // s-ok is ticked again later, with a longer interval: it stays fresh
-    std::thread::sleep(Duration::from_millis(3100));
+    // two minutes pass (the saved tick times move back): s-stale's watcher,
+    // every second, has missed its ticks; s-ok is ticked again, every hour
+    for name in ["s-stale", "s-ok", "s-dead"] {
+        let path = sshd.state_dir().join(format!("{name}.json"));
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let at = v["summary"]["at"].as_i64().unwrap();
+        v["summary"]["at"] = serde_json::json!(at - 120);
+        std::fs::write(&path, v.to_string()).unwrap();
+    }
     let mut c = sshd.gpupatrol();
     c.args(["tick", "--every", "1h", "-p"]).arg(fleet.join("s-ok.yaml"));
+    run(c, Duration::from_secs(30));
+    // a tick by hand in between says no interval: the watcher's stays
+    let mut c = sshd.gpupatrol();
+    c.args(["tick", "-p"]).arg(fleet.join("s-ok.yaml"));
     run(c, Duration::from_secs(30));
 
     let mut c = sshd.gpupatrol();
@@ -570,4 +581,38 @@ fn patrol_writes_the_textfile_each_tick_and_table_without_a_terminal_prints_line
         text.contains("gpupatrol_verdict{profile=\"pt\",verdict=\"DIED\"} 1"),
         "{text}"
     );
+}
+
+#[test]
+fn patrol_table_on_a_terminal_redraws_one_table_of_every_profile() {
+    if !have("script") && peer_missing("script (util-linux: a real pty)") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let a = sshd.run_profile("ta", "nosession", "");
+    let b = sshd.run_profile("tb", "nosession", "");
+    let cmd = format!(
+        "{} --state-dir {} patrol --every 300ms --max-ticks 2 --table -p {} -p {}",
+        q(env!("CARGO_BIN_EXE_gpupatrol")),
+        q(&sshd.state_dir().to_string_lossy()),
+        q(&a.to_string_lossy()),
+        q(&b.to_string_lossy())
+    );
+    // util-linux script(1): the patrol's stdout is a real terminal
+    let mut c = Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", sshd.path("home"))
+        .env("COLUMNS", "80")
+        .env_remove("SSH_AUTH_SOCK");
+    let r = run(c, Duration::from_secs(60));
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let redraws = r.stdout.matches("\u{1b}[H\u{1b}[2J").count();
+    assert_eq!(redraws, 4, "one redraw per tick of either profile: {:?}", r.stdout);
+    let last = r.stdout.rsplit("\u{1b}[H\u{1b}[2J").next().unwrap();
+    assert!(
+        last.contains("PROFILE") && last.contains("ta") && last.contains("tb"),
+        "{last}"
+    );
+    assert_eq!(last.matches("DIED").count(), 2, "{last}");
+    assert!(!r.stdout.contains("| was "), "no scrolling lines: {:?}", r.stdout);
 }

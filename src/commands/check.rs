@@ -7,9 +7,14 @@ use crate::output;
 use crate::profile::TransportKind;
 
 pub fn run(args: &CheckArgs) -> i32 {
-    let (profiles, bad) = super::load_profiles(&args.profiles);
+    let (profiles, mut bad) = super::load_profiles(&args.profiles);
+    if let Err(e) = super::tick::unique_names(&profiles) {
+        eprintln!("gpupatrol: {}", e.render());
+        bad += 1;
+    }
     for p in &profiles {
         let mut notes = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
         let job = &p.job;
         if job.alive.is_none() {
             notes.push("no job.alive check: DIED/CRASHED cannot be told apart from a quiet run".to_string());
@@ -68,18 +73,31 @@ pub fn run(args: &CheckArgs) -> i32 {
                         if ep.channel == "heartbeat" { "heartbeat_url" } else { ep.channel }
                     ));
                 }
-                if let crate::notify::Source::File(f) = &ep.source
-                    && let Err(e) = std::fs::read_to_string(f)
-                {
-                    notes.push(format!(
-                        "{}: cannot read it here ({e}); a tick without it reports a failed delivery",
-                        ep.shown()
-                    ));
-                }
-                if let crate::notify::Source::Url(u) = &ep.source
+                let url = match &ep.source {
+                    crate::notify::Source::Url(u) => Some(u.clone()),
+                    crate::notify::Source::File(f) => match std::fs::read_to_string(f) {
+                        Err(e) => {
+                            notes.push(format!(
+                                "{}: cannot read it here ({e}); a tick without it reports a failed delivery",
+                                ep.shown()
+                            ));
+                            None
+                        }
+                        Ok(text) => {
+                            let u = text.lines().next().unwrap_or("").trim().to_string();
+                            match crate::notify::check_template(&u) {
+                                Err(e) => {
+                                    problems.push(format!("{}: its first line is not a URL: it {e}", ep.shown()));
+                                    None
+                                }
+                                Ok(()) => Some(u),
+                            }
+                        }
+                    },
+                };
+                if let Some(u) = url
                     && u.starts_with("http://")
-                    && !crate::notify::origin(u).starts_with("http://127.")
-                    && !crate::notify::origin(u).starts_with("http://localhost")
+                    && !crate::notify::is_loopback(&u)
                 {
                     notes.push(format!(
                         "{}: plain http sends the URL and its token in the clear",
@@ -91,6 +109,10 @@ pub fn run(args: &CheckArgs) -> i32 {
         for n in notes {
             output::line(&format!("  note: {n}"));
         }
+        for e in &problems {
+            eprintln!("gpupatrol: {}: {e}", p.file.display());
+        }
+        bad += problems.len();
     }
     if bad > 0 { exit_codes::UNKNOWN } else { exit_codes::OK }
 }

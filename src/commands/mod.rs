@@ -47,12 +47,16 @@ pub fn load_profiles(paths: &[PathBuf]) -> (Vec<Profile>, usize) {
 /// that gives nothing is printed and counted.
 pub fn expand_profiles(args: &[PathBuf]) -> (Vec<PathBuf>, usize) {
     let mut out: Vec<PathBuf> = Vec::new();
+    // the same file however it is spelled (./a.yaml, its absolute path, a symlink)
+    let mut seen: Vec<PathBuf> = Vec::new();
     let mut bad = 0;
     for a in args {
         match expand_one(a) {
             Ok(v) => {
                 for p in v {
-                    if !out.contains(&p) {
+                    let id = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+                    if !seen.contains(&id) {
+                        seen.push(id);
                         out.push(p);
                     }
                 }
@@ -135,9 +139,10 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
                 continue;
             }
         };
-        if !part.contains(['*', '?', '[']) {
+        if !has_wildcard(&part) {
+            let lit = unescape(&part);
             for f in &mut found {
-                f.push(&part);
+                f.push(&lit);
             }
             continue;
         }
@@ -164,12 +169,18 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// `*`, `?` and `[...]` (with `!`/`^` and ranges) against one name.
+/// `*`, `?` and `[...]` (with `!`/`^` and ranges) against one name; a
+/// backslash makes the next character literal, as in the shell.
 fn wildcard(p: &[u8], s: &[u8]) -> bool {
     let (mut pi, mut si) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while si < s.len() {
         let step = match p.get(pi) {
+            Some(b'\\') => match p.get(pi + 1) {
+                Some(&c) if c == s[si] => Some(pi + 2),
+                Some(_) => None,
+                None => (s[si] == b'\\').then_some(pi + 1),
+            },
             Some(b'*') => {
                 star = Some(pi);
                 mark = si;
@@ -197,6 +208,33 @@ fn wildcard(p: &[u8], s: &[u8]) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The glob without its escapes: what a literal component names.
+fn unescape(part: &str) -> String {
+    let mut out = String::new();
+    let mut chars = part.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A component with an unescaped `*`, `?` or `[`.
+fn has_wildcard(part: &str) -> bool {
+    let mut escaped = false;
+    for c in part.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Match `c` against the class starting at `p[i] == b'['`: the index after
@@ -238,6 +276,10 @@ mod tests {
         assert!(wildcard(b"a*b*c", b"aXXbYYc"));
         assert!(!wildcard(b"a*b*c", b"aXXbYY"));
         assert!(wildcard(b"[ab", b"[ab"));
+        assert!(wildcard(br"x\[1\]*", b"x[1].yaml"));
+        assert!(!wildcard(br"x\*", b"xy"));
+        assert!(has_wildcard(r"x\[1\]*") && !has_wildcard(r"x\[1\]"));
+        assert_eq!(unescape(r"x\[1\].yaml"), "x[1].yaml");
     }
 
     #[test]
@@ -262,6 +304,15 @@ mod tests {
         );
         let (v, _) = expand_profiles(&[d.path().join("*/*.yaml")]);
         assert_eq!(v, vec![sub.join("z.yaml")]);
+        let (v, _) = expand_profiles(&[d.path().join("a.yml"), d.path().join("fleet/../a.yml")]);
+        assert_eq!(v.len(), 1, "one file however it is spelled");
+        std::fs::write(d.path().join("x[1].yaml"), "x").unwrap();
+        let (v, bad) = expand_profiles(&[d.path().join(r"x\[1\]*")]);
+        assert_eq!(
+            (v, bad),
+            (vec![d.path().join("x[1].yaml")], 0),
+            "escaped like the shell"
+        );
         let (v, bad) = expand_profiles(&[d.path().join("nothing-*.yaml"), d.path().join("fleet/../c.txt")]);
         assert_eq!(
             (v.len(), bad),
