@@ -37,12 +37,11 @@ pub fn retry_after(n: u32, cooldown: Duration) -> i64 {
 /// What the news of a report is, for telling a retry of the same news from
 /// new news of the same verdict: the verdict, what was done, a failed GPU.
 fn news(r: &Report) -> String {
-    format!(
-        "{}|{}|{}",
-        r.verdict,
-        r.action.as_deref().unwrap_or(""),
-        gpu_hardware(r)
-    )
+    // the kind of action, not its figures ("last resume 3m ago, …" changes
+    // every tick): its words up to the first figure
+    let action = r.action.as_deref().unwrap_or("");
+    let action = &action[..action.find(|c: char| c.is_ascii_digit()).unwrap_or(action.len())];
+    format!("{}|{action}|{}", r.verdict, gpu_hardware(r))
 }
 
 /// The report warns of a failed GPU.
@@ -463,6 +462,19 @@ mod tests {
             ["command", "flag_file"],
             "new news, same verdict"
         );
+        // an action whose figures move on every tick is the same news
+        let mut cool = rep(Verdict::Died, false);
+        cool.action = Some("last resume 3s ago, restart_cooldown 1h; not resuming yet".into());
+        record_failed(
+            &mut st,
+            &c,
+            &cool,
+            1000,
+            Some("alert: delivery failed: …"),
+            &["command".to_string()],
+        );
+        cool.action = Some("last resume 5m ago, restart_cooldown 1h; not resuming yet".into());
+        assert_eq!(channels(&c, &st, &cool), ["command"]);
         assert_eq!(
             channels(&c, &st, &rep(Verdict::Crashed, true)),
             ["command", "flag_file"]

@@ -30,6 +30,7 @@ pub fn summarize(r: &Report, every: Option<Duration>, at: i64) -> Summary {
         line: r.line.clone(),
         every_s: every.map(|d| d.as_secs().max(1)),
         took_ms: r.elapsed_ms,
+        bound_s: 0,
         warnings: r.warnings.clone(),
     }
 }
@@ -121,7 +122,22 @@ pub fn expected_interval(s: &State) -> Option<i64> {
 /// How much later than twice the interval a tick may come before its
 /// watcher counts as stopped: the tick's own time, twice, and half a minute.
 pub fn grace(sum: &Summary) -> i64 {
-    30 + 2 * (sum.took_ms / 1000) as i64
+    30 + (2 * (sum.took_ms / 1000)).max(sum.bound_s) as i64
+}
+
+/// The longest a tick of `p` may take: the connection, the probe, and the
+/// slower of the alert command and an HTTP delivery.
+pub fn tick_bound(p: &crate::profile::Profile) -> u64 {
+    let alert = p.alert.as_ref().map_or(Duration::ZERO, |a| {
+        let cmd = if a.command.is_some() { a.timeout } else { Duration::ZERO };
+        let http = if a.endpoints().next().is_some() || a.heartbeat.is_some() {
+            a.http_timeout + Duration::from_secs(2)
+        } else {
+            Duration::ZERO
+        };
+        cmd.max(http)
+    });
+    (p.connect_timeout + p.probe_timeout + alert).as_secs()
 }
 
 /// The row for a profile's saved state (or its absence), at our clock `now`.
@@ -297,12 +313,26 @@ pub fn table(rows: &[Row], width: u16) -> String {
     // the words that must not break: the name, the verdict, "patrol stale"
     use comfy_table::{ColumnConstraint as C, Width};
     for (i, c) in [
-        (0, C::UpperBoundary(Width::Fixed(20))),
-        (6, C::LowerBoundary(Width::Fixed(12))),
+        // widths with the padding; at their least they sum to 78 columns
+        (
+            0,
+            C::Boundaries {
+                lower: Width::Fixed(10),
+                upper: Width::Fixed(22),
+            },
+        ),
         (1, C::ContentWidth),
+        (2, C::LowerBoundary(Width::Fixed(9))),
         (3, C::ContentWidth),
-        (4, C::ContentWidth),
+        (
+            4,
+            C::Boundaries {
+                lower: Width::Fixed(11),
+                upper: Width::Fixed(15),
+            },
+        ),
         (5, C::ContentWidth),
+        (6, C::LowerBoundary(Width::Fixed(10))),
     ] {
         if let Some(col) = t.column_mut(i) {
             col.set_constraint(c);
@@ -536,6 +566,7 @@ mod tests {
             line: String::new(),
             every_s: Some(300),
             took_ms: 2000,
+            bound_s: 0,
             warnings: vec![],
         }
     }
@@ -608,16 +639,6 @@ mod tests {
             row("lambda-8x", Ok(Some(state(summary(Verdict::Running, now - 10)))), now),
             row("new-box", Ok(None), now),
         ];
-        rows.push(row(
-            "a-profile-name-of-sixty-four-characters-is-allowed-by-profiles-x",
-            Ok(None),
-            now,
-        ));
-        rows.push(row(
-            "broken",
-            Err("/state/broken.json: expected value at line 1 column 2".into()),
-            now,
-        ));
         let mut warned = summary(Verdict::Running, now - 5);
         warned.severity = Severity::Warning;
         warned.warnings = vec!["disk 91% >= 90%".into()];
@@ -628,6 +649,31 @@ mod tests {
             assert!(l.chars().count() <= 80, "{} columns: {l}", l.chars().count());
         }
         insta::assert_snapshot!("status_table_80", t);
+
+        // the widest cells the tool writes still fit: the other columns wrap
+        rows.push(row(
+            "a-profile-name-of-sixty-four-characters-is-allowed-by-profiles-x",
+            Ok(None),
+            now,
+        ));
+        rows.push(row(
+            "broken",
+            Err("/state/broken.json: expected value at line 1 column 2".into()),
+            now,
+        ));
+        // the widest cells the tool writes
+        let mut wide = summary(Verdict::HostkeyMismatch, now - 100_000);
+        wide.step = Some(12_345_678);
+        wide.gpu = "16x 100%/100%".into();
+        wide.disk_pct = Some(100.0);
+        wide.every_s = Some(60);
+        rows.push(row("wide-sixteen-gpus-on-a-long-name", Ok(Some(state(wide))), now));
+        sort(&mut rows);
+        let t = table(&rows, 80);
+        for l in t.lines() {
+            assert!(l.chars().count() <= 80, "{} columns: {l}", l.chars().count());
+        }
+        insta::assert_snapshot!("status_table_80_widest", t);
     }
 
     #[test]

@@ -49,20 +49,30 @@ pub fn check_template(t: &str) -> Result<(), String> {
         .or_else(|| t.strip_prefix("http://"))
         .ok_or("must start with https:// (or http://)")?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    // [v6]:port, or host:port
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']').ok_or("has an unclosed [ in its host")?;
+            match after {
+                "" => (h, None),
+                a => (h, Some(a.strip_prefix(':').ok_or("has text after its [host]")?)),
+            }
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
     if host.is_empty() {
         return Err("names no host".into());
     }
     // a port, when there is one and it is written out, is a number that fits
-    let port = match host.rfind(']') {
-        Some(i) => host[i + 1..].strip_prefix(':'),
-        None => host.rsplit_once(':').map(|(_, p)| p),
-    };
     if let Some(p) = port
         && !p.contains("${")
-        && p.parse::<u16>().is_err()
+        && !p.parse::<u16>().is_ok_and(|n| n > 0)
     {
-        return Err("has a port that is not a number from 0 to 65535".into());
+        return Err("has a port that is not a number from 1 to 65535".into());
     }
     Ok(())
 }
@@ -76,7 +86,12 @@ pub fn is_loopback(url: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
     };
-    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+        || host
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|a| a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
 }
 
 /// The `${VAR}` names in a URL template, in order.
@@ -528,6 +543,14 @@ mod tests {
         assert!(check_template("http://127.0.0.1:abc/x").is_err());
         assert!(check_template("http://[::1]:8080/x").is_ok());
         assert!(check_template("http://127.0.0.1:${PORT}/x").is_ok());
+        assert!(check_template("http://[::1/x").is_err());
+        assert!(check_template("http://:80/x").is_err());
+        assert!(check_template("http://127.0.0.1:0/x").is_err());
+        assert!(
+            is_loopback("http://LOCALHOST.:8/")
+                && is_loopback("http://[::ffff:127.0.0.1]:8/")
+                && is_loopback("http://[0:0:0:0:0:0:0:1]/")
+        );
         assert!(
             is_loopback("http://127.0.0.9:8/x") && is_loopback("http://localhost/x") && is_loopback("http://[::1]:80/")
         );

@@ -397,6 +397,39 @@ pub fn load(file: &Path) -> Result<Profile> {
     parse(file, &text)
 }
 
+/// A profile's name without the rest of its validation (`status` needs no
+/// more: it connects nowhere). The same rules as [`load`] for the name.
+pub fn name_of(file: &Path) -> Result<String> {
+    #[derive(Deserialize)]
+    struct NameOnly {
+        name: Option<Spanned<String>>,
+    }
+    let text = std::fs::read_to_string(file).map_err(|source| Error::ProfileRead {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let raw: NameOnly = serde_saphyr::from_str(&text).map_err(|e| yaml_error(file, &text, &e))?;
+    let v = Validator { file };
+    match raw.name {
+        None => Err(v.err(1, "name", "missing required key `name`")),
+        Some(n) if valid_name(&n.value) => Ok(n.value),
+        Some(n) => Err(v.err(n.referenced.line(), "name", name_rule(&n.value))),
+    }
+}
+
+/// A profile name names its state file: letters, digits, `-_.`, at most 64,
+/// not hidden.
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !n.starts_with('.')
+}
+
+fn name_rule(n: &str) -> String {
+    format!("invalid name {n:?} (letters, digits, '-', '_' and '.', at most 64; it names the state file)")
+}
+
 /// Validate profile text; `file` is used in error messages and to resolve
 /// relative local paths.
 pub fn parse(file: &Path, text: &str) -> Result<Profile> {
@@ -554,21 +587,8 @@ impl Validator<'_> {
         let name = match &raw.name {
             None => return Err(self.err(1, "name", "missing required key `name`")),
             Some(n) => {
-                let ok = !n.value.is_empty()
-                    && n.value.len() <= 64
-                    && n.value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                    && !n.value.starts_with('.');
-                if !ok {
-                    return Err(self.err(
-                        n.referenced.line(),
-                        "name",
-                        format!(
-                            "invalid name {:?} (letters, digits, '-', '_' and '.', at most 64; it names the state file)",
-                            n.value
-                        ),
-                    ));
+                if !valid_name(&n.value) {
+                    return Err(self.err(n.referenced.line(), "name", name_rule(&n.value)));
                 }
                 n.value.clone()
             }

@@ -123,6 +123,10 @@ pub struct Summary {
     /// between two ticks is the interval plus this).
     #[serde(default)]
     pub took_ms: u64,
+    /// The longest a tick of this profile may take (connect, probe, alert
+    /// delivery): a watcher mid-tick is not a watcher that stopped.
+    #[serde(default)]
+    pub bound_s: u64,
     /// The tick's warnings (why an ok verdict is a warning).
     #[serde(default)]
     pub warnings: Vec<String>,

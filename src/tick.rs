@@ -195,7 +195,9 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
         let every = opts
             .every
             .or_else(|| prev.summary.as_ref().and_then(|s| s.every_s).map(Duration::from_secs));
-        decision.next.summary = Some(crate::fleet::summarize(&seen, every, now_ours));
+        let mut sum = crate::fleet::summarize(&seen, every, now_ours);
+        sum.bound_s = crate::fleet::tick_bound(profile);
+        decision.next.summary = Some(sum);
         crate::fleet::note_tick(&mut decision.next, now_ours);
     }
 

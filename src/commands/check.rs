@@ -85,7 +85,14 @@ pub fn run(args: &CheckArgs) -> i32 {
                         }
                         Ok(text) => {
                             let u = text.lines().next().unwrap_or("").trim().to_string();
-                            match crate::notify::check_template(&u) {
+                            let checked = crate::notify::check_template(&u).and_then(|()| {
+                                if u.contains("${") {
+                                    Err("holds ${VAR}: a URL in a file is literal".to_string())
+                                } else {
+                                    Ok(())
+                                }
+                            });
+                            match checked {
                                 Err(e) => {
                                     problems.push(format!("{}: its first line is not a URL: it {e}", ep.shown()));
                                     None

@@ -23,10 +23,26 @@ pub fn run(args: &StatusArgs, state_dir: Option<&std::path::Path>) -> Result<i32
             Err(e) => return Err(Error::Other(format!("read the state dir {}: {e}", dir.display()))),
         }
     } else {
-        let (profiles, n) = super::load_profiles(&args.profiles);
+        // the names only: status connects nowhere, so the rest of a profile
+        // is `check`'s business (and 1,000 profiles stay instant)
+        let (files, n) = super::expand_profiles(&args.profiles);
         bad = n;
-        super::tick::unique_names(&profiles)?;
-        profiles.into_iter().map(|p| p.name).collect()
+        let mut names: Vec<String> = Vec::new();
+        for f in &files {
+            match crate::profile::name_of(f) {
+                Ok(name) if names.contains(&name) => {
+                    return Err(Error::Usage(format!(
+                        "two profiles are named {name:?}; names key the state files and must differ"
+                    )));
+                }
+                Ok(name) => names.push(name),
+                Err(e) => {
+                    eprintln!("gpupatrol: {}", e.render());
+                    bad += 1;
+                }
+            }
+        }
+        names
     };
     if names.is_empty() && bad == 0 {
         eprintln!(
