@@ -20,14 +20,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+#[path = "util.rs"]
+mod util;
+use util::{median, ms};
 
 /// Wall time of `n` runs, alternating with the others (the VM's speed drifts).
 fn rounds(n: usize, makes: &mut [&mut dyn FnMut() -> Command]) -> Vec<Duration> {
@@ -145,29 +140,9 @@ fn main() {
     }
 
     // ---- 2. the heartbeat inside the tick vs tick && curl --------------------------
-    let py = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .arg("-c")
-                .arg("1")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("python3 for the HTTP sink");
-    let sink_log = sshd.path("sink.jsonl");
-    let mut sink = Command::new(py)
-        .arg(fixtures().join("http_sink.py"))
-        .arg(&sink_log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(sink.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = format!("http://127.0.0.1:{}/ok/ping/5f1c", line.trim());
+    let sink = Sink::start(&sshd.path("")).expect("python3 for the HTTP sink");
+    let sink_log = sink.log.clone();
+    let url = sink.url("/ok/ping/5f1c");
     let with_hb = sshd.profile("f-hb", &format!("{job}alert:\n  heartbeat_url: {}\n", yq(&url)));
     let plain = sshd.profile("f-plain", &job);
     let tick = |p: &Path| {
@@ -206,6 +181,5 @@ fn main() {
         ms(m[2]),
         ms(m[0]) / ms(m[2])
     );
-    let _ = sink.kill();
-    let _ = sink.wait();
+    drop(sink);
 }

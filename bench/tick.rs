@@ -27,14 +27,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+#[path = "util.rs"]
+mod util;
+use util::{median, ms};
 
 /// CPU of every child this process has reaped so far (user + system).
 fn children_cpu() -> Duration {

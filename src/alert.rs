@@ -16,16 +16,6 @@ use crate::report::Report;
 use crate::state::AlertState;
 use crate::verdict::Severity;
 
-/// How urgent a severity is for a person: a dead run beats a box we cannot see.
-fn urgency(s: Severity) -> u8 {
-    match s {
-        Severity::Ok => 0,
-        Severity::Warning => 1,
-        Severity::Unknown => 2,
-        Severity::Critical => 3,
-    }
-}
-
 /// How long to wait after the `n`th failed delivery in a row: a minute,
 /// doubling, capped at the cooldown (at most 30 minutes).
 pub fn retry_after(n: u32, cooldown: Duration) -> i64 {
@@ -92,7 +82,7 @@ pub fn due(cfg: &Alert, st: &AlertState, r: &Report, now: i64) -> bool {
         // news: at once after the cooldown, or sooner when it is more urgent
         // than what was last delivered (flapping between two bad verdicts
         // alerts once per cooldown)
-        return cooled || urgency(r.severity) > st.last_severity.map(urgency).unwrap_or(0);
+        return cooled || r.severity.urgency() > st.last_severity.map(Severity::urgency).unwrap_or(0);
     }
     // the same verdict: remind while critical or unknown, once per cooldown
     matches!(r.severity, Severity::Critical | Severity::Unknown) && cooled

@@ -15,7 +15,7 @@ use crate::verdict::{Severity, Verdict};
 pub const TICKS_KEPT: usize = 8;
 
 /// The summary `status` reads later, from a tick's report.
-pub fn summarize(r: &Report, every: Option<Duration>, at: i64) -> Summary {
+pub fn summarize(r: &Report, p: &crate::profile::Profile, every: Option<Duration>, at: i64) -> Summary {
     Summary {
         ts: r.ts.clone(),
         at,
@@ -30,7 +30,7 @@ pub fn summarize(r: &Report, every: Option<Duration>, at: i64) -> Summary {
         line: r.line.clone(),
         every_s: every.map(|d| d.as_secs().max(1)),
         took_ms: r.elapsed_ms,
-        bound_s: 0,
+        bound_s: tick_bound(p),
         warnings: r.warnings.clone(),
     }
 }
@@ -71,17 +71,6 @@ pub fn gpu_brief(r: &Report) -> String {
         "failed" => "gpu error".into(),
         "not-visible" => "n/a".into(),
         _ => "?".into(),
-    }
-}
-
-/// A short age: 45s, 12m, 5h, 3d.
-pub fn ago(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..120 => format!("{s}s"),
-        120..7200 => format!("{}m", s / 60),
-        7200..172_800 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
     }
 }
 
@@ -169,6 +158,18 @@ pub fn row(profile: &str, state: Result<Option<State>, String>, now: i64) -> Row
 }
 
 impl Row {
+    /// A row for a tick just made (patrol's `--table`): fresh by definition.
+    pub fn live(profile: &str, summary: Option<Summary>, now: i64) -> Row {
+        Row {
+            profile: profile.to_string(),
+            age_s: summary.as_ref().map(|s| now - s.at),
+            missing: summary.is_none().then(|| "not saved".to_string()),
+            summary,
+            expected_s: None,
+            stale: false,
+        }
+    }
+
     /// Severity as the fleet counts it: a stale or unknown profile is unknown.
     pub fn severity(&self) -> Severity {
         match &self.summary {
@@ -204,22 +205,11 @@ impl Row {
     }
 }
 
-/// How urgent a severity is for a person (worst first): a dead run, a box
-/// we cannot see (or a watcher that stopped), a warning, fine.
-fn urgency(s: Severity) -> u8 {
-    match s {
-        Severity::Critical => 0,
-        Severity::Unknown => 1,
-        Severity::Warning => 2,
-        Severity::Ok => 3,
-    }
-}
-
 /// Worst first, then by name.
 pub fn sort(rows: &mut [Row]) {
     rows.sort_by(|a, b| {
-        urgency(a.severity())
-            .cmp(&urgency(b.severity()))
+        (b.severity().urgency())
+            .cmp(&a.severity().urgency())
             .then_with(|| a.profile.cmp(&b.profile))
     });
 }
@@ -232,10 +222,6 @@ fn first_words(s: &str, n: usize) -> String {
     } else {
         format!("{}…", words[..n].join(" "))
     }
-}
-
-fn hhmm(rfc3339: &str) -> &str {
-    rfc3339.get(11..16).unwrap_or("?")
 }
 
 /// The `status` table, `width` columns wide.
@@ -270,14 +256,18 @@ pub fn table(rows: &[Row], width: u16) -> String {
             Some(s) => {
                 let age = r.age_s.unwrap_or(0);
                 let step = match (s.step, s.step_age_s) {
-                    (Some(n), Some(a)) => format!("{n} ({})", ago(a + age.max(0))),
+                    (Some(n), Some(a)) => format!("{n} ({})", crate::duration::human_secs(a + age.max(0))),
                     (Some(n), None) => n.to_string(),
                     (None, _) => "-".into(),
                 };
                 let last = if r.stale {
-                    format!("{} ({})\npatrol stale", hhmm(&s.ts), ago(age))
+                    format!(
+                        "{} ({})\npatrol stale",
+                        crate::report::hhmm(&s.ts),
+                        crate::duration::human_secs(age)
+                    )
                 } else {
-                    format!("{} ({})", hhmm(&s.ts), ago(age))
+                    format!("{} ({})", crate::report::hhmm(&s.ts), crate::duration::human_secs(age))
                 };
                 let next = if r.stale {
                     "restart the patrol".to_string()

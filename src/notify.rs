@@ -38,32 +38,59 @@ pub struct Endpoint {
     pub source: Source,
 }
 
+/// A URL cut where it matters here: `scheme://[user@]host[:port]TAIL`.
+struct Parts<'a> {
+    scheme: &'a str,
+    user: Option<&'a str>,
+    /// host[:port], `[v6]:port`
+    host: &'a str,
+    /// path, query and fragment, as written
+    tail: &'a str,
+}
+
+fn parts(url: &str) -> Option<Parts<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    Some(Parts {
+        scheme,
+        user,
+        host,
+        tail,
+    })
+}
+
+/// `host[:port]` → (host, port); `[v6]:port` → (v6, port).
+fn host_port(hp: &str) -> Result<(&str, Option<&str>), &'static str> {
+    match hp.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']').ok_or("has an unclosed [ in its host")?;
+            match after {
+                "" => Ok((h, None)),
+                a => Ok((h, Some(a.strip_prefix(':').ok_or("has text after its [host]")?))),
+            }
+        }
+        None => Ok(match hp.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hp, None),
+        }),
+    }
+}
+
 /// Check a URL as written in a profile: http(s), a host, `${VAR}` well formed.
 pub fn check_template(t: &str) -> Result<(), String> {
     if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("has spaces or control characters (write %20)".into());
     }
     vars(t)?;
-    let rest = t
-        .strip_prefix("https://")
-        .or_else(|| t.strip_prefix("http://"))
+    let p = parts(t)
+        .filter(|p| p.scheme == "https" || p.scheme == "http")
         .ok_or("must start with https:// (or http://)")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
-    // [v6]:port, or host:port
-    let (host, port) = match hostport.strip_prefix('[') {
-        Some(v6) => {
-            let (h, after) = v6.split_once(']').ok_or("has an unclosed [ in its host")?;
-            match after {
-                "" => (h, None),
-                a => (h, Some(a.strip_prefix(':').ok_or("has text after its [host]")?)),
-            }
-        }
-        None => match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        },
-    };
+    let (host, port) = host_port(p.host)?;
     if host.is_empty() {
         return Err("names no host".into());
     }
@@ -80,11 +107,8 @@ pub fn check_template(t: &str) -> Result<(), String> {
 /// Is the URL's host this machine (127.0.0.0/8, ::1, localhost)? Plain http
 /// to it sends nothing over a network.
 pub fn is_loopback(url: &str) -> bool {
-    let o = origin(url);
-    let host = o.split_once("://").map(|(_, h)| h).unwrap_or(&o);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    let Some((host, _)) = parts(url).and_then(|p| host_port(p.host).ok()) else {
+        return false;
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     host == "localhost"
@@ -191,33 +215,30 @@ fn expand(t: &str) -> Result<(String, Vec<String>), String> {
 
 /// `scheme://host[:port]` of a URL (user info, path and query dropped).
 pub fn origin(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("?", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
-    format!("{scheme}://{host}")
+    match parts(url) {
+        Some(p) => format!("{}://{}", p.scheme, p.host),
+        None => "?://?".into(),
+    }
 }
 
-/// The parts of a URL that may be a token: user info, path, query.
+/// The parts of a URL that may be a token: user info, path, query and its values.
 fn url_secrets(url: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let (authority, tail) = match rest.find(['/', '?', '#']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if let Some((user, _)) = authority.rsplit_once('@') {
-        out.push(user.to_string());
+    let Some(p) = parts(url) else { return vec![] };
+    let mut out: Vec<String> = Vec::new();
+    if let Some(user) = p.user {
+        out.push(user.into());
         out.extend(user.split(':').map(str::to_string));
     }
-    if !tail.is_empty() && tail != "/" {
-        out.push(tail.to_string());
-        let path = tail.split(['?', '#']).next().unwrap_or("");
-        out.push(path.to_string());
-        if let Some((_, q)) = tail.split_once('?') {
-            out.push(q.to_string());
-            for kv in q.split('&') {
-                out.extend(kv.split_once('=').map(|(_, v)| v.to_string()));
-            }
+    if !p.tail.is_empty() && p.tail != "/" {
+        out.push(p.tail.into());
+        out.push(p.tail.split(['?', '#']).next().unwrap_or("").into());
+        if let Some((_, q)) = p.tail.split_once('?') {
+            out.push(q.into());
+            out.extend(
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(_, v)| v.to_string()),
+            );
         }
     }
     out
@@ -257,24 +278,20 @@ fn attempt(req: &Request, budget: Duration, deadline: Duration) -> Result<(), Fa
         .build()
         .into();
     let (url, auth) = split_userinfo(&req.url);
+    let mut headers = req.headers.clone();
+    headers.extend(auth.map(|a| ("Authorization", a)));
+    fn with<B>(mut b: ureq::RequestBuilder<B>, headers: &[(&'static str, String)]) -> ureq::RequestBuilder<B> {
+        for (k, v) in headers {
+            b = b.header(*k, v);
+        }
+        b
+    }
     let res = if req.get {
-        let mut b = agent.get(&url);
-        if let Some(a) = &auth {
-            b = b.header("Authorization", a);
-        }
-        for (k, v) in &req.headers {
-            b = b.header(*k, v);
-        }
-        b.call()
+        with(agent.get(&url), &headers).call()
     } else {
-        let mut b = agent.post(&url).header("Content-Type", req.content_type);
-        if let Some(a) = &auth {
-            b = b.header("Authorization", a);
-        }
-        for (k, v) in &req.headers {
-            b = b.header(*k, v);
-        }
-        b.send(&req.body[..])
+        with(agent.post(&url), &headers)
+            .header("Content-Type", req.content_type)
+            .send(&req.body[..])
     };
     match res {
         Ok(r) => {
@@ -322,18 +339,18 @@ fn describe(e: ureq::Error, deadline: Duration) -> Failed {
 /// `https://user:pw@host/…` → the URL without the user info, and a Basic
 /// `Authorization` header for it (ntfy's access tokens and passwords).
 fn split_userinfo(url: &str) -> (String, Option<String>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_string(), None);
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        None => (url.to_string(), None),
-        Some((user, host)) => {
+    match parts(url) {
+        Some(Parts {
+            scheme,
+            user: Some(user),
+            host,
+            tail,
+        }) => {
             let user = percent_decode(user);
             let auth = format!("Basic {}", data_encoding::BASE64.encode(user.as_bytes()));
             (format!("{scheme}://{host}{tail}"), Some(auth))
         }
+        _ => (url.to_string(), None),
     }
 }
 
@@ -404,21 +421,14 @@ async fn send(ep: &Endpoint, deadline: Duration, build: impl FnOnce(String) -> R
     }
 }
 
-/// ntfy priority: 5 max (critical), 4 high (warning, unknown), 3 default.
-fn ntfy_priority(s: Severity) -> &'static str {
+/// ntfy's priority (5 max for critical, 4 high for warning and unknown, 3
+/// default) and tag (an emoji name) for a severity.
+fn ntfy_level(s: Severity) -> (&'static str, &'static str) {
     match s {
-        Severity::Critical => "5",
-        Severity::Warning | Severity::Unknown => "4",
-        Severity::Ok => "3",
-    }
-}
-
-fn ntfy_tag(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "rotating_light",
-        Severity::Unknown => "question",
-        Severity::Warning => "warning",
-        Severity::Ok => "white_check_mark",
+        Severity::Critical => ("5", "rotating_light"),
+        Severity::Unknown => ("4", "question"),
+        Severity::Warning => ("4", "warning"),
+        Severity::Ok => ("3", "white_check_mark"),
     }
 }
 
@@ -431,47 +441,29 @@ fn header_text(s: &str) -> String {
 
 /// Deliver a report to one notification endpoint.
 pub async fn notify(ep: &Endpoint, r: &Report, message: &str, deadline: Duration) -> Result<(), String> {
-    let body_json = || serde_json::to_vec(r).expect("reports serialize");
-    match ep.channel {
-        "webhook" => {
-            let body = body_json();
-            send(ep, deadline, move |url| Request {
-                get: false,
-                url,
-                content_type: "application/json",
-                headers: vec![],
-                body,
-            })
-            .await
-        }
-        "slack" => {
-            let body = serde_json::to_vec(&serde_json::json!({ "text": message })).expect("json");
-            send(ep, deadline, move |url| Request {
-                get: false,
-                url,
-                content_type: "application/json",
-                headers: vec![],
-                body,
-            })
-            .await
-        }
+    const JSON: &str = "application/json";
+    let (content_type, headers, body) = match ep.channel {
+        "webhook" => (JSON, vec![], serde_json::to_vec(r).expect("reports serialize")),
+        "slack" => (
+            JSON,
+            vec![],
+            serde_json::to_vec(&serde_json::json!({ "text": message })).expect("json"),
+        ),
         _ => {
-            let headers = vec![
-                ("Title", header_text(&format!("gpupatrol {} {}", r.profile, r.verdict))),
-                ("Priority", ntfy_priority(r.severity).to_string()),
-                ("Tags", ntfy_tag(r.severity).to_string()),
-            ];
-            let body = message.as_bytes().to_vec();
-            send(ep, deadline, move |url| Request {
-                get: false,
-                url,
-                content_type: "text/plain; charset=utf-8",
-                headers,
-                body,
-            })
-            .await
+            let (priority, tag) = ntfy_level(r.severity);
+            let title = header_text(&format!("gpupatrol {} {}", r.profile, r.verdict));
+            let headers = vec![("Title", title), ("Priority", priority.into()), ("Tags", tag.into())];
+            ("text/plain; charset=utf-8", headers, message.as_bytes().to_vec())
         }
-    }
+    };
+    send(ep, deadline, move |url| Request {
+        get: false,
+        url,
+        content_type,
+        headers,
+        body,
+    })
+    .await
 }
 
 /// Is this an Uptime Kuma push URL (`…/api/push/TOKEN`)?

@@ -151,7 +151,7 @@ fn gib(mib: f64) -> String {
     format!("{:.1}", mib / 1024.0)
 }
 
-fn hhmm(rfc3339: &str) -> String {
+pub(crate) fn hhmm(rfc3339: &str) -> String {
     // "2026-11-24T12:00:03Z" → "12:00"
     rfc3339.get(11..16).unwrap_or("?").to_string()
 }

@@ -345,60 +345,39 @@ impl Store {
     /// fresh state, with a warning for the report.
     pub fn load(&self, name: &str) -> (State, Option<String>) {
         let path = self.path(name);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::new(name), None),
-            Err(e) => {
-                return (
-                    State::new(name),
-                    Some(format!(
-                        "state file {} unreadable ({e}); starting fresh",
-                        path.display()
-                    )),
-                );
-            }
-        };
-        match serde_json::from_slice::<State>(&bytes) {
-            Ok(mut s) if s.version <= STATE_VERSION => {
+        let fresh = |why: String| (State::new(name), Some(format!("state file {} {why}", path.display())));
+        match read_saved(&path) {
+            Saved::Missing => (State::new(name), None),
+            Saved::Found(s) => {
+                let mut s = *s;
                 s.version = STATE_VERSION;
                 s.profile = name.to_string();
                 (s, None)
             }
-            Ok(s) => (
-                State::new(name),
-                Some(format!(
-                    "state file {} is version {} (newer than this gpupatrol); ignoring it",
-                    path.display(),
-                    s.version
-                )),
-            ),
-            Err(e) => {
+            Saved::Unreadable(e) => fresh(format!("unreadable ({e}); starting fresh")),
+            Saved::Newer(v) => fresh(format!("is version {v} (newer than this gpupatrol); ignoring it")),
+            Saved::Corrupt(e) => {
                 let aside = path.with_extension("json.corrupt");
                 let _ = fs::rename(&path, &aside);
-                (
-                    State::new(name),
-                    Some(format!(
-                        "state file {} was corrupt ({e}); kept as {} and started fresh",
-                        path.display(),
-                        aside.display()
-                    )),
-                )
+                fresh(format!(
+                    "was corrupt ({e}); kept as {} and started fresh",
+                    aside.display()
+                ))
             }
         }
     }
 
-    /// Write atomically: a crash or a signal leaves either the old or the new
-    /// file; the temp file has a random name and is created exclusively, 0600.
     /// Read a profile's saved state without touching anything (`status`):
-    /// `Ok(None)` when there is none; a corrupt file is an error, left as it is.
+    /// `Ok(None)` when there is none; a corrupt, unreadable or newer file is
+    /// an error, left as it is.
     pub fn peek(dir: &Path, name: &str) -> std::result::Result<Option<State>, String> {
         let path = dir.join(format!("{name}.json"));
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice::<State>(&b)
-                .map(Some)
-                .map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+        match read_saved(&path) {
+            Saved::Missing => Ok(None),
+            Saved::Found(s) => Ok(Some(*s)),
+            Saved::Unreadable(e) => Err(format!("{}: {e}", path.display())),
+            Saved::Newer(v) => Err(format!("{}: version {v}, newer than this gpupatrol", path.display())),
+            Saved::Corrupt(e) => Err(format!("{}: {e}", path.display())),
         }
     }
 
@@ -418,11 +397,34 @@ impl Store {
         Ok(out)
     }
 
+    /// Write atomically: a crash or a signal leaves either the old or the new
+    /// file; the temp file has a random name and is created exclusively, 0600.
     pub fn save(&self, state: &State) -> Result<()> {
         let path = self.path(&state.profile);
         let mut data = serde_json::to_vec_pretty(state).map_err(|e| Error::Other(format!("encode state: {e}")))?;
         data.push(b'\n');
         crate::fsutil::write_atomic(&path, &data).map_err(|source| Error::Write { path, source })
+    }
+}
+
+/// A state file as it was found, judged but untouched.
+enum Saved {
+    Missing,
+    Found(Box<State>),
+    Unreadable(std::io::Error),
+    Newer(u32),
+    Corrupt(serde_json::Error),
+}
+
+fn read_saved(path: &Path) -> Saved {
+    match fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::Missing,
+        Err(e) => Saved::Unreadable(e),
+        Ok(b) => match serde_json::from_slice::<State>(&b) {
+            Ok(s) if s.version <= STATE_VERSION => Saved::Found(Box::new(s)),
+            Ok(s) => Saved::Newer(s.version),
+            Err(e) => Saved::Corrupt(e),
+        },
     }
 }
 

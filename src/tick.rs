@@ -186,31 +186,30 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
         extra.extend(ping.map(|e| format!("alert: delivery failed: {e}")));
     }
 
+    // the report, once everything it tells has happened
+    let elapsed = || started.elapsed().as_millis() as u64;
+    let mut report = build(&decision, &extra, elapsed());
+
     // what `status` reads later, without a connection (the watchers' ticks:
     // a waiter's or a triage's look asks the box less)
     if opts.act && lock.is_ok() {
         let now_ours = chrono::Utc::now().timestamp();
-        let seen = build(&decision, &extra, started.elapsed().as_millis() as u64);
         // a tick that does not say how often it runs (by hand) keeps what the watcher said
         let every = opts
             .every
             .or_else(|| prev.summary.as_ref().and_then(|s| s.every_s).map(Duration::from_secs));
-        let mut sum = crate::fleet::summarize(&seen, every, now_ours);
-        sum.bound_s = crate::fleet::tick_bound(profile);
-        decision.next.summary = Some(sum);
+        decision.next.summary = Some(crate::fleet::summarize(&report, profile, every, now_ours));
         crate::fleet::note_tick(&mut decision.next, now_ours);
     }
 
-    // save
+    // save; a state that could not be saved is said in the report
     if lock.is_ok()
         && let Err(e) = store.save(&decision.next)
     {
         extra.push(format!("state not saved: {}", e.render()));
+        report = build(&decision, &extra, elapsed());
     }
     drop(lock);
-
-    // report: built once everything it tells has happened
-    let report = build(&decision, &extra, started.elapsed().as_millis() as u64);
     Tick {
         report,
         resumed,

@@ -33,6 +33,17 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// How urgent it is for a person, least first: a dead run beats a box
+    /// we cannot see (alerts, the order of `status`).
+    pub fn urgency(self) -> u8 {
+        match self {
+            Severity::Ok => 0,
+            Severity::Warning => 1,
+            Severity::Unknown => 2,
+            Severity::Critical => 3,
+        }
+    }
+
     pub fn exit_code(self) -> i32 {
         match self {
             Severity::Ok => exit_codes::OK,

@@ -361,6 +361,8 @@ struct Case<'a> {
     started: std::cell::Cell<Instant>,
     /// The jump host's port (the `Jump` rows).
     jump: Option<u16>,
+    /// The HTTP server that receives every row's heartbeat pings.
+    sink: &'a Sink,
 }
 
 impl Drop for Case<'_> {
@@ -391,7 +393,7 @@ impl Drop for Case<'_> {
 }
 
 impl<'a> Case<'a> {
-    fn new(sshd: &'a Sshd, row: &'a Row, n: usize, jump: Option<u16>) -> Case<'a> {
+    fn new(sshd: &'a Sshd, row: &'a Row, n: usize, jump: Option<u16>, sink: &'a Sink) -> Case<'a> {
         let id = format!("m{n}");
         let dir = sshd.box_dir().join(&id);
         std::fs::create_dir_all(&dir).unwrap();
@@ -405,6 +407,7 @@ impl<'a> Case<'a> {
             slurm_name: format!("gpm-{}-{id}", sshd.port),
             started: std::cell::Cell::new(Instant::now()),
             jump,
+            sink,
             dir,
             id,
         };
@@ -460,10 +463,11 @@ impl<'a> Case<'a> {
         let written = self.sshd.profile(
             &self.id,
             &format!(
-                "{reach}job:\n{alive}  log: {}\n  progress: 'Epoch (\\d+)'\n  done_marker: {}\n  done_pattern: 'Training completed'\n  stall_after: {stall}\n{max_runtime}{chain}{artifacts}data_mount: {}\n",
+                "{reach}job:\n{alive}  log: {}\n  progress: 'Epoch (\\d+)'\n  done_marker: {}\n  done_pattern: 'Training completed'\n  stall_after: {stall}\n{max_runtime}{chain}{artifacts}data_mount: {}\nalert:\n  heartbeat_url: {}\n",
                 q(&self.log),
                 q(&self.marker),
                 q(&self.dir),
+                yq(&self.sink.url(&format!("/ok/hb/{}", self.id))),
             ),
         );
         assert_eq!(written, self.profile);
@@ -768,10 +772,55 @@ impl<'a> Case<'a> {
         tick_json(self.sshd, &self.profile).one()
     }
 
+    /// What the watchers of this tick say must agree with it: the
+    /// heartbeat it pinged (`/fail` exactly when critical or unknown, the
+    /// line as its body) and `status`, read from the state it saved.
+    fn watchers_agree(&self, j: &serde_json::Value, bad: &mut Vec<String>) {
+        let me = format!("/ok/hb/{}", self.id);
+        let pings: Vec<serde_json::Value> = self
+            .sink
+            .requests()
+            .into_iter()
+            .filter(|r| r["path"] == me.as_str() || r["path"] == format!("{me}/fail").as_str())
+            .collect();
+        let fail = matches!(j["severity"].as_str(), Some("critical" | "unknown"));
+        match pings.last() {
+            None => bad.push("no heartbeat ping".into()),
+            Some(p) => {
+                if p["path"].as_str().unwrap_or("").ends_with("/fail") != fail {
+                    bad.push(format!("heartbeat pinged {} for a {} tick", p["path"], j["severity"]));
+                }
+                if p["body"] != j["line"] {
+                    bad.push(format!("heartbeat body {} is not the line", p["body"]));
+                }
+            }
+        }
+        let mut c = self.sshd.gpupatrol();
+        c.args(["status", "--json", "-p"]).arg(&self.profile);
+        let st = run(c, Duration::from_secs(10));
+        match st.json().first() {
+            None => bad.push(format!("status printed nothing: {}", st.stderr)),
+            Some(row) => {
+                for k in ["verdict", "severity", "exit_code"] {
+                    if row[k] != j[k] {
+                        bad.push(format!("status says {k} {} (the tick {})", row[k], j[k]));
+                    }
+                }
+                if row["stale"] != false {
+                    bad.push("status says patrol stale right after a tick".into());
+                }
+                if st.code != j["exit_code"].as_i64().unwrap_or(-1) as i32 {
+                    bad.push(format!("status exits {} (the tick {})", st.code, j["exit_code"]));
+                }
+            }
+        }
+    }
+
     fn check(&self, phase: usize, want: &Expect, j: &serde_json::Value) -> Result<(), String> {
         let line = j["line"].as_str().unwrap_or("");
         let class = j["crash"]["class"].as_str();
         let mut bad = Vec::new();
+        self.watchers_agree(j, &mut bad);
         if j["verdict"] != want.verdict {
             bad.push(format!("verdict {} (want {})", j["verdict"], want.verdict));
         }
@@ -859,6 +908,9 @@ fn accuracy_matrix() {
         .filter(|(_, r)| slurm || r.start != Slurm)
         .filter(|(_, r)| format!("{} {}", r.start.label(), r.does.label()).contains(&only))
         .collect();
+    let Some(sink) = Sink::start(&sshd.path("")) else {
+        return;
+    };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -867,7 +919,7 @@ fn accuracy_matrix() {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some((n, row)) = rows.get(i) else { break };
-                    let case = Case::new(&sshd, row, *n, Some(bastion.port));
+                    let case = Case::new(&sshd, row, *n, Some(bastion.port), &sink);
                     let t = Instant::now();
                     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case.run()))
                         .unwrap_or_else(|p| Err(format!("panicked: {p:?}")));

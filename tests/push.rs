@@ -6,81 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-/// Python with the stdlib HTTP server (and, for the textfile test, the
-/// prometheus_client package CI installs from the distribution).
-fn python() -> Option<PathBuf> {
-    ["/usr/bin/python3", "python3"].iter().map(PathBuf::from).find(|p| {
-        Command::new(p)
-            .arg("-c")
-            .arg("import http.server")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
-/// The HTTP sink: records every request, answers by the first path segment.
-struct Sink {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Sink {
-    fn start(dir: &Path) -> Option<Sink> {
-        let Some(py) = python() else {
-            peer_missing("python3 (the HTTP server of the push tests)");
-            return None;
-        };
-        let log = dir.join("sink.jsonl");
-        let mut child = Command::new(py)
-            .arg(fixtures().join("http_sink.py"))
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the HTTP sink");
-        let mut line = String::new();
-        use std::io::BufRead;
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the sink prints its port");
-        Some(Sink { child, port, log })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn to(&self, prefix: &str) -> Vec<serde_json::Value> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r["path"].as_str().unwrap().starts_with(prefix))
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const TOKEN: &str = "tok-9f3a1c7e";
 

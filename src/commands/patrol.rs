@@ -143,7 +143,7 @@ async fn one(
     let mut last = exit_codes::UNKNOWN;
     for n in 1..=args.max_ticks {
         let t = crate::tick::run_paced(profile, store, slots, Some(args.every)).await;
-        view.show(&t.report, profile, args);
+        view.show(&t, profile, args);
         last = t.report.exit_code;
         let v = t.report.verdict;
         if breaker.record(matches!(v, Verdict::Unreachable | Verdict::ProbeError)) {
@@ -178,7 +178,8 @@ async fn one(
 /// and the `--prom-file` with every profile's last tick.
 struct View {
     table: bool,
-    latest: std::sync::Mutex<std::collections::BTreeMap<String, crate::report::Report>>,
+    latest:
+        std::sync::Mutex<std::collections::BTreeMap<String, (crate::report::Report, Option<crate::state::Summary>)>>,
 }
 
 impl View {
@@ -194,37 +195,26 @@ impl View {
         }
     }
 
-    fn show(&self, r: &crate::report::Report, p: &crate::profile::Profile, args: &PatrolArgs) {
-        let keep = self.table || args.exports.prom_file.is_some();
+    fn show(&self, t: &crate::tick::Tick, p: &crate::profile::Profile, args: &PatrolArgs) {
+        let r = &t.report;
         if !self.table {
             super::tick::print(r, p, args.json, &args.exports);
         }
-        if !keep {
+        if !self.table && args.exports.prom_file.is_none() {
             return;
         }
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        latest.insert(r.profile.clone(), r.clone());
-        let reports: Vec<&crate::report::Report> = latest.values().collect();
+        latest.insert(r.profile.clone(), (r.clone(), t.decision.next.summary.clone()));
         if let Some(path) = &args.exports.prom_file {
+            let reports: Vec<&crate::report::Report> = latest.values().map(|(r, _)| r).collect();
             super::tick::write_prom(path, &reports);
         }
         if self.table {
+            // the rows `status` would show, from the summaries these ticks saved
             let now = chrono::Utc::now().timestamp();
-            let mut rows: Vec<crate::fleet::Row> = reports
+            let mut rows: Vec<crate::fleet::Row> = latest
                 .iter()
-                .map(|r| {
-                    let at = chrono::DateTime::parse_from_rfc3339(&r.ts)
-                        .map(|t| t.timestamp())
-                        .unwrap_or(now);
-                    crate::fleet::Row {
-                        profile: r.profile.clone(),
-                        summary: Some(crate::fleet::summarize(r, Some(args.every), at)),
-                        missing: None,
-                        expected_s: Some(args.every.as_secs() as i64),
-                        stale: false,
-                        age_s: Some(now - at),
-                    }
-                })
+                .map(|(name, (_, sum))| crate::fleet::Row::live(name, sum.clone(), now))
                 .collect();
             crate::fleet::sort(&mut rows);
             // home, clear the screen, draw

@@ -30,11 +30,6 @@ pub fn run(args: &StatusArgs, state_dir: Option<&std::path::Path>) -> Result<i32
         let mut names: Vec<String> = Vec::new();
         for f in &files {
             match crate::profile::name_of(f) {
-                Ok(name) if names.contains(&name) => {
-                    return Err(Error::Usage(format!(
-                        "two profiles are named {name:?}; names key the state files and must differ"
-                    )));
-                }
                 Ok(name) => names.push(name),
                 Err(e) => {
                     eprintln!("gpupatrol: {}", e.render());
@@ -42,6 +37,7 @@ pub fn run(args: &StatusArgs, state_dir: Option<&std::path::Path>) -> Result<i32
                 }
             }
         }
+        super::tick::unique(names.iter().map(String::as_str))?;
         names
     };
     if names.is_empty() && bad == 0 {

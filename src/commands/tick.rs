@@ -58,12 +58,16 @@ pub async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<It
 
 /// Names key the state files: two profiles may not share one.
 pub fn unique_names(profiles: &[crate::profile::Profile]) -> Result<()> {
-    let mut names = std::collections::HashSet::new();
-    for p in profiles {
-        if !names.insert(p.name.clone()) {
+    unique(profiles.iter().map(|p| p.name.as_str()))
+}
+
+/// The same, for names alone (`status` reads no more of a profile).
+pub fn unique<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        if !seen.insert(n) {
             return Err(crate::error::Error::Usage(format!(
-                "two profiles are named {:?}; names key the state files and must differ",
-                p.name
+                "two profiles are named {n:?}; names key the state files and must differ"
             )));
         }
     }

@@ -309,35 +309,38 @@ pub(crate) fn sample(now: i64) -> Facts {
 mod tests {
     use super::*;
 
+    fn frame(rc: i32, lines: &[&str]) -> Frame {
+        Frame {
+            rc: Some(rc),
+            truncated: false,
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    fn ok(lines: &[&str]) -> Frame {
+        frame(0, lines)
+    }
+
     #[test]
     fn a_timed_out_log_scan_still_says_where_the_log_ends() {
         let mut frames = Frames::default();
-        let ok = |lines: &[&str]| Frame {
-            rc: Some(0),
-            truncated: false,
-            lines: lines.iter().map(|l| l.to_string()).collect(),
-        };
         frames.sections.insert("now".into(), ok(&["now=1000"]));
         frames
             .sections
             .insert("alive".into(), ok(&["method=none", "alive=unknown"]));
         frames.sections.insert(
             "log".into(),
-            Frame {
-                rc: Some(124),
-                truncated: false,
-                lines: [
+            frame(
+                124,
+                &[
                     "m log=present",
                     "m size=9000",
                     "m inode=5",
                     "m mtime=990",
                     "m start=100",
                     "c 3 Epoch 3",
-                ]
-                .iter()
-                .map(|l| l.to_string())
-                .collect(),
-            },
+                ],
+            ),
         );
         let plan = Plan(vec![Section::Now, Section::Alive, Section::Log]);
         let f = read(
@@ -359,11 +362,6 @@ mod tests {
     #[test]
     fn a_garbled_log_section_costs_the_log_not_the_tick() {
         let mut frames = Frames::default();
-        let ok = |lines: &[&str]| Frame {
-            rc: Some(0),
-            truncated: false,
-            lines: lines.iter().map(|l| l.to_string()).collect(),
-        };
         frames.sections.insert("now".into(), ok(&["now=1000"]));
         frames
             .sections

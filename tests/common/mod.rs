@@ -532,3 +532,75 @@ pub fn slurm_ready() -> bool {
             "no single-node Slurm here (sinfo shows no usable node); .ci/run starts one with tests/slurm/start.sh",
         )
 }
+
+// ---- a real HTTP server for the push tests (Python's http.server) ---------
+
+/// Python with the stdlib HTTP server (and, for the textfile test, the
+/// prometheus_client package CI installs from the distribution).
+pub fn python() -> Option<PathBuf> {
+    ["/usr/bin/python3", "python3"].iter().map(PathBuf::from).find(|p| {
+        Command::new(p)
+            .arg("-c")
+            .arg("import http.server")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// The HTTP sink: records every request, answers by the first path segment.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Sink {
+    pub fn start(dir: &Path) -> Option<Sink> {
+        let Some(py) = python() else {
+            peer_missing("python3 (the HTTP server of the push tests)");
+            return None;
+        };
+        let log = dir.join("sink.jsonl");
+        let mut child = Command::new(py)
+            .arg(fixtures().join("http_sink.py"))
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the HTTP sink");
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the sink prints its port");
+        Some(Sink { child, port, log })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn to(&self, prefix: &str) -> Vec<serde_json::Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["path"].as_str().unwrap().starts_with(prefix))
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
