@@ -159,12 +159,12 @@ pub fn row(profile: &str, state: Result<Option<State>, String>, now: i64) -> Row
 
 impl Row {
     /// A row for a tick just made (patrol's `--table`): fresh by definition.
-    pub fn live(profile: &str, summary: Option<Summary>, now: i64) -> Row {
+    pub fn live(profile: &str, summary: Summary, now: i64) -> Row {
         Row {
             profile: profile.to_string(),
-            age_s: summary.as_ref().map(|s| now - s.at),
-            missing: summary.is_none().then(|| "not saved".to_string()),
-            summary,
+            age_s: Some(now - summary.at),
+            summary: Some(summary),
+            missing: None,
             expected_s: None,
             stale: false,
         }

@@ -87,6 +87,10 @@ pub fn check_template(t: &str) -> Result<(), String> {
         return Err("has spaces or control characters (write %20)".into());
     }
     vars(t)?;
+    if t.contains('#') {
+        // never sent: a /fail or a status put after it would be lost
+        return Err("has a #fragment, which is never sent (leave it out)".into());
+    }
     let p = parts(t)
         .filter(|p| p.scheme == "https" || p.scheme == "http")
         .ok_or("must start with https:// (or http://)")?;
@@ -538,6 +542,7 @@ mod tests {
         assert!(check_template("http://[::1/x").is_err());
         assert!(check_template("http://:80/x").is_err());
         assert!(check_template("http://127.0.0.1:0/x").is_err());
+        assert!(check_template("https://hc-ping.com/uuid#frag").is_err());
         assert!(
             is_loopback("http://LOCALHOST.:8/")
                 && is_loopback("http://[::ffff:127.0.0.1]:8/")

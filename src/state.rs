@@ -355,7 +355,15 @@ impl Store {
                 (s, None)
             }
             Saved::Unreadable(e) => fresh(format!("unreadable ({e}); starting fresh")),
-            Saved::Newer(v) => fresh(format!("is version {v} (newer than this gpupatrol); ignoring it")),
+            Saved::Newer(v) => {
+                // kept for the newer gpupatrol it belongs to, as a corrupt one is
+                let aside = path.with_extension(format!("json.v{v}"));
+                let _ = fs::rename(&path, &aside);
+                fresh(format!(
+                    "is version {v} (newer than this gpupatrol); kept as {} and started fresh",
+                    aside.display()
+                ))
+            }
             Saved::Corrupt(e) => {
                 let aside = path.with_extension("json.corrupt");
                 let _ = fs::rename(&path, &aside);
@@ -436,6 +444,20 @@ mod tests {
         let d = std::env::temp_dir().join(format!("gp-state-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn a_newer_state_is_kept_aside_not_overwritten() {
+        let store = Store::open(tmpdir("newer")).unwrap();
+        let path = store.path("box");
+        fs::write(&path, r#"{"version": 9, "future_field": 1}"#).unwrap();
+        assert!(Store::peek(store.dir(), "box").unwrap_err().contains("version 9"));
+        assert!(path.exists(), "peek touches nothing");
+        let (s, warn) = store.load("box");
+        assert_eq!(s.version, STATE_VERSION);
+        assert!(warn.unwrap().contains("kept as"));
+        let kept = fs::read_to_string(path.with_extension("json.v9")).unwrap();
+        assert!(kept.contains("future_field"), "the newer gpupatrol's state survives");
     }
 
     #[test]

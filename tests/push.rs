@@ -521,12 +521,16 @@ fn patrol_table_on_a_terminal_redraws_one_table_of_every_profile() {
     let sshd = Sshd::start();
     let a = sshd.run_profile("ta", "nosession", "");
     let b = sshd.run_profile("tb", "nosession", "");
+    // a third whose lock cannot be taken: its row says what its tick found
+    let c3 = sshd.run_profile("tc", "nosession", "");
+    std::fs::create_dir_all(sshd.state_dir().join("tc.lock")).unwrap();
     let cmd = format!(
-        "{} --state-dir {} patrol --every 300ms --max-ticks 2 --table -p {} -p {}",
+        "{} --state-dir {} patrol --every 300ms --max-ticks 2 --table -p {} -p {} -p {}",
         q(env!("CARGO_BIN_EXE_gpupatrol")),
         q(&sshd.state_dir().to_string_lossy()),
         q(&a.to_string_lossy()),
-        q(&b.to_string_lossy())
+        q(&b.to_string_lossy()),
+        q(&c3.to_string_lossy())
     );
     // util-linux script(1): the patrol's stdout is a real terminal
     let mut c = Command::new("script");
@@ -535,14 +539,15 @@ fn patrol_table_on_a_terminal_redraws_one_table_of_every_profile() {
         .env("COLUMNS", "80")
         .env_remove("SSH_AUTH_SOCK");
     let r = run(c, Duration::from_secs(60));
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
     let redraws = r.stdout.matches("\u{1b}[H\u{1b}[2J").count();
-    assert_eq!(redraws, 4, "one redraw per tick of either profile: {:?}", r.stdout);
+    assert_eq!(redraws, 6, "one redraw per tick of any profile: {:?}", r.stdout);
     let last = r.stdout.rsplit("\u{1b}[H\u{1b}[2J").next().unwrap();
     assert!(
         last.contains("PROFILE") && last.contains("ta") && last.contains("tb"),
         "{last}"
     );
     assert_eq!(last.matches("DIED").count(), 2, "{last}");
+    assert!(last.contains("PROBE_ERROR") && !last.contains("never ticked"), "{last}");
     assert!(!r.stdout.contains("| was "), "no scrolling lines: {:?}", r.stdout);
 }

@@ -178,8 +178,7 @@ async fn one(
 /// and the `--prom-file` with every profile's last tick.
 struct View {
     table: bool,
-    latest:
-        std::sync::Mutex<std::collections::BTreeMap<String, (crate::report::Report, Option<crate::state::Summary>)>>,
+    latest: std::sync::Mutex<std::collections::BTreeMap<String, (crate::report::Report, crate::state::Summary)>>,
 }
 
 impl View {
@@ -204,13 +203,16 @@ impl View {
             return;
         }
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        latest.insert(r.profile.clone(), (r.clone(), t.decision.next.summary.clone()));
+        // the row from this tick's own report (what it found, even when it
+        // could not take the lock or save its state)
+        let sum = crate::fleet::summarize(r, p, Some(args.every), chrono::Utc::now().timestamp());
+        latest.insert(r.profile.clone(), (r.clone(), sum));
         if let Some(path) = &args.exports.prom_file {
             let reports: Vec<&crate::report::Report> = latest.values().map(|(r, _)| r).collect();
             super::tick::write_prom(path, &reports);
         }
         if self.table {
-            // the rows `status` would show, from the summaries these ticks saved
+            // the rows `status` would show
             let now = chrono::Utc::now().timestamp();
             let mut rows: Vec<crate::fleet::Row> = latest
                 .iter()
