@@ -44,12 +44,39 @@ pub enum Command {
     Init(InitArgs),
     /// The fleet at a glance from saved state only (no connection): one row per profile, worst first.
     Status(StatusArgs),
+    /// A Model Context Protocol server on stdio for coding agents, scoped to the profiles given.
+    Mcp(McpArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write roff man pages: gpupatrol(1) on stdout, or it and one page per subcommand into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The profiles it serves: a directory of *.yaml/*.yml, a file, or a glob (repeatable). Tools name these profiles and nothing else.
+    #[arg(long = "profiles", value_name = "DIR", required = true, value_hint = clap::ValueHint::AnyPath)]
+    pub profiles: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write gpupatrol.1 and gpupatrol-SUBCOMMAND.1 pages here instead of gpupatrol.1 to stdout.
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Profile YAML file, directory of them, or glob (repeatable) [default: every profile with saved state].
-    #[arg(short, long = "profile", value_name = "FILE|DIR")]
+    #[arg(short, long = "profile", value_name = "FILE|DIR", value_hint = clap::ValueHint::FilePath)]
     pub profiles: Vec<PathBuf>,
     /// One JSON object per profile (JSON Lines) instead of the table.
     #[arg(long)]
@@ -85,10 +112,10 @@ pub struct InitArgs {
     #[arg(short = 'J', long = "proxy-jump", value_name = "HOPS")]
     pub proxy_jump: Option<String>,
     /// The private key to log in with.
-    #[arg(short = 'i', long = "identity-file", value_name = "FILE")]
+    #[arg(short = 'i', long = "identity-file", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub identity_file: Option<PathBuf>,
     /// The known_hosts file to check (and, with --accept-new, record) the host key in.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub known_hosts: Option<PathBuf>,
     /// Record the box's host key on first contact (host_key_policy: accept-new).
     #[arg(long)]
@@ -97,7 +124,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Where to write the profile [default: ./NAME.yaml].
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub output: Option<PathBuf>,
     /// Overwrite an existing file.
     #[arg(long)]
@@ -115,7 +142,7 @@ fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Args)]
 pub struct PatrolArgs {
     /// Profile YAML file, directory of them, or glob (repeat for several boxes; they are patrolled concurrently).
-    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
+    #[arg(short, long = "profile", value_name = "FILE|DIR", value_hint = clap::ValueHint::FilePath, required = true)]
     pub profiles: Vec<PathBuf>,
     /// Time between ticks: 90s, 15m, 2h.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
@@ -143,7 +170,7 @@ pub struct PatrolArgs {
 #[command(group(clap::ArgGroup::new("target").required(true).args(["marker", "pattern"])))]
 pub struct WaitArgs {
     /// Profile YAML file.
-    #[arg(short, long = "profile", value_name = "FILE")]
+    #[arg(short, long = "profile", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub profile: PathBuf,
     /// Return when this file exists on the box.
     #[arg(long, value_name = "PATH")]
@@ -157,6 +184,9 @@ pub struct WaitArgs {
     /// Give up (exit 1) after this many ticks.
     #[arg(long, value_name = "N", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_ticks: u32,
+    /// Also give up (exit 1) rather than start a tick that would end after this long: 50s, 10m (a bound for a caller with a time limit).
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    pub max_seconds: Option<std::time::Duration>,
     /// Stop the waiter already watching this profile (SIGTERM), then take over.
     #[arg(long)]
     pub supersede: bool,
@@ -171,20 +201,20 @@ pub struct WaitArgs {
 #[derive(Debug, Args)]
 pub struct CronArgs {
     /// Profile YAML file, directory of them, or glob (repeatable; one tick command covers them all).
-    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
+    #[arg(short, long = "profile", value_name = "FILE|DIR", value_hint = clap::ValueHint::FilePath, required = true)]
     pub profiles: Vec<PathBuf>,
     /// How often: 5m, 30m, 1h, 2h … (cron needs a divisor of an hour or of a day).
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     pub every: std::time::Duration,
     /// Where the patrol appends its lines [default: STATE_DIR/patrol.log].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct TickArgs {
     /// Profile YAML file, directory of them, or glob (repeat for several boxes; they run concurrently).
-    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
+    #[arg(short, long = "profile", value_name = "FILE|DIR", value_hint = clap::ValueHint::FilePath, required = true)]
     pub profiles: Vec<PathBuf>,
     /// One JSON object per profile (JSON Lines) instead of the human line.
     #[arg(long)]
@@ -203,7 +233,7 @@ pub struct TickArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Profile YAML file, directory of them, or glob (repeatable).
-    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
+    #[arg(short, long = "profile", value_name = "FILE|DIR", value_hint = clap::ValueHint::FilePath, required = true)]
     pub profiles: Vec<PathBuf>,
 }
 
@@ -221,10 +251,10 @@ pub struct DemoArgs {
 #[command(group(clap::ArgGroup::new("source").required(true).args(["profile", "log"])))]
 pub struct TriageArgs {
     /// Profile YAML file: pull the evidence from the box (one connection).
-    #[arg(short, long = "profile", value_name = "FILE")]
+    #[arg(short, long = "profile", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub profile: Option<PathBuf>,
     /// A log file on this machine (its last MiB is read).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub log: Option<PathBuf>,
     /// One JSON object instead of the line.
     #[arg(long)]
@@ -234,7 +264,7 @@ pub struct TriageArgs {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Profile YAML file, directory of them, or glob (repeatable).
-    #[arg(short, long = "profile", value_name = "FILE|DIR", required = true)]
+    #[arg(short, long = "profile", value_name = "FILE|DIR", value_hint = clap::ValueHint::FilePath, required = true)]
     pub profiles: Vec<PathBuf>,
     /// One JSON object per profile instead of the table.
     #[arg(long)]
@@ -244,10 +274,10 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct HandbookArgs {
     /// Profile YAML file.
-    #[arg(short, long = "profile", value_name = "FILE")]
+    #[arg(short, long = "profile", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub profile: PathBuf,
     /// Write the markdown here instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub output: Option<PathBuf>,
 }
 
@@ -260,7 +290,7 @@ pub struct ChainArgs {
 #[derive(Debug, Args)]
 pub struct ChainTarget {
     /// Profile YAML file with a `chain:` section.
-    #[arg(short, long = "profile", value_name = "FILE")]
+    #[arg(short, long = "profile", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub profile: PathBuf,
 }
 

@@ -54,6 +54,9 @@ pub async fn run(cli: Cli) -> i32 {
                     Command::Demo(a) => commands::demo::run(a).await,
                     Command::Init(a) => commands::init::run(a, sd).await,
                     Command::Status(a) => commands::status::run(a, sd),
+                    Command::Mcp(a) => commands::mcp::run(a, sd).await,
+                    Command::Completions(a) => commands::completions::run(a),
+                    Command::Man(a) => commands::man::run(a),
                     Command::Wait(_) | Command::Patrol(_) => unreachable!("handled above"),
                 }
             };

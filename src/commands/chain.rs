@@ -234,23 +234,25 @@ async fn status(p: &Profile, json: bool, oneline: bool) -> Result<i32> {
         "unknown" => exit_codes::UNKNOWN,
         _ => exit_codes::WARNING,
     };
-    if json {
-        output::line(
-            &serde_json::json!({"ts": ts, "profile": p.name, "chain": sum, "exit_code": code, "detail": c}).to_string(),
-        );
-        return Ok(code);
-    }
     let stage_word = |s: &crate::probe::facts::StageFacts| match (&s.state, s.heartbeat_age_s) {
         (StageState::Running, Some(a)) => format!("running (heartbeat {} ago)", crate::duration::human_secs(a)),
         (st, _) => st.to_string(),
     };
+    let parts: Vec<String> = c
+        .stages
+        .iter()
+        .map(|s| format!("{} {}", s.name, stage_word(s)))
+        .collect();
+    let line = format!("{ts} {} chain {sum} | {}", p.name, parts.join(" | "));
+    if json {
+        output::line(
+            &serde_json::json!({"ts": ts, "profile": p.name, "chain": sum, "exit_code": code, "detail": c, "line": line})
+                .to_string(),
+        );
+        return Ok(code);
+    }
     if oneline {
-        let parts: Vec<String> = c
-            .stages
-            .iter()
-            .map(|s| format!("{} {}", s.name, stage_word(s)))
-            .collect();
-        output::line(&format!("{ts} {} chain {sum} | {}", p.name, parts.join(" | ")));
+        output::line(&line);
         return Ok(code);
     }
     let mut t = Table::new();

@@ -395,13 +395,32 @@ pub async fn run(args: &DoctorArgs) -> Result<i32> {
     Ok(worst)
 }
 
+/// The checks in one line: the counts, then each failing and warning check.
+pub fn summary_line(ts: &str, p: &Profile, cs: &[Check]) -> String {
+    let count = |st: Status| cs.iter().filter(|c| c.status == st).count();
+    let mut line = format!(
+        "{ts} {} doctor: {} pass, {} WARN, {} FAIL",
+        p.name,
+        count(Status::Pass),
+        count(Status::Warn),
+        count(Status::Fail)
+    );
+    for c in cs.iter().filter(|c| matches!(c.status, Status::Fail | Status::Warn)) {
+        let word = if c.status == Status::Fail { "FAIL" } else { "WARN" };
+        line.push_str(&format!(" | {word} {}: {}", c.check, c.detail));
+    }
+    line
+}
+
 /// The checks as a table (or one JSON line), with the exit code.
 pub fn print(p: &Profile, cs: &[Check], json: bool) {
     let code = exit_code(cs);
     {
         if json {
+            let ts = crate::tick::now_rfc3339();
+            let line = summary_line(&ts, p, cs);
             output::line(
-                &serde_json::json!({"ts": crate::tick::now_rfc3339(), "profile": p.name, "exit_code": code, "checks": cs}).to_string(),
+                &serde_json::json!({"ts": ts, "profile": p.name, "exit_code": code, "checks": cs, "line": line}).to_string(),
             );
             return;
         }

@@ -1,12 +1,15 @@
 //! One file per subcommand. Each returns the process exit code.
 
 pub mod chain;
+pub mod completions;
 pub mod check;
 pub mod cron;
 pub mod demo;
 pub mod doctor;
 pub mod handbook;
 pub mod init;
+pub mod man;
+pub mod mcp;
 pub mod patrol;
 pub mod status;
 pub mod tick;

@@ -144,6 +144,7 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
     });
     let mut breaker = Breaker::new(args.interval);
     let mut ticks = 0;
+    let started = std::time::Instant::now();
     let finish = |ticks: u32, outcome: &'static str, verdict: Option<Verdict>, detail: String, code: i32| {
         let ts = tick::now_rfc3339();
         let line = format!("{ts} {} wait {outcome}: {detail}", profile.name);
@@ -166,6 +167,7 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
     };
     loop {
         ticks += 1;
+        let tick_started = std::time::Instant::now();
         let t = tokio::select! {
             t = tick::run_with(&profile, &store, &opts) => t,
             s = crate::interrupted() => {
@@ -238,7 +240,27 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
                 exit_codes::WARNING,
             ));
         }
-        if let Some(s) = sleep_or_signal(breaker.next_delay()).await {
+        let delay = breaker.next_delay();
+        if let Some(limit) = args.max_seconds {
+            // the next tick would start after the pause and take about as
+            // long as this one: give up now rather than end past the limit
+            let next_end = started.elapsed() + delay + tick_started.elapsed();
+            if next_end > limit {
+                return Ok(finish(
+                    ticks,
+                    "gave-up",
+                    Some(v),
+                    format!(
+                        "gave up after {ticks} ticks ({} of --max-seconds {}) without {what}; last tick: {} — wait again to go on",
+                        crate::duration::human_secs(started.elapsed().as_secs() as i64),
+                        crate::duration::human_secs(limit.as_secs() as i64),
+                        t.report.line
+                    ),
+                    exit_codes::WARNING,
+                ));
+            }
+        }
+        if let Some(s) = sleep_or_signal(delay).await {
             return Ok(finish(
                 ticks,
                 "interrupted",

@@ -1,0 +1,94 @@
+//! `gpupatrol man [-o DIR]`: roff man pages (clap_mangen): gpupatrol(1) on
+//! stdout, or it and gpupatrol-SUBCOMMAND(1) for every subcommand in DIR.
+//! Characters outside ASCII are written as groff escapes (`\[u2026]`), so
+//! the pages render the same with `man`, `groff` without preconv, and mandoc.
+
+use std::path::PathBuf;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, ManArgs};
+use crate::error::{Error, Result};
+use crate::exit_codes;
+
+pub fn run(args: &ManArgs) -> Result<i32> {
+    let pages = pages().map_err(|e| Error::Other(format!("render the man pages: {e}")))?;
+    match &args.out_dir {
+        None => {
+            let (_, main) = pages.last().expect("the main page");
+            use std::io::Write;
+            let _ = std::io::stdout().lock().write_all(main.as_bytes());
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+                path: dir.clone(),
+                source,
+            })?;
+            for (name, text) in &pages {
+                let path = dir.join(name);
+                crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            eprintln!(
+                "gpupatrol: wrote {} man pages to {} (read one with `man -l {}`)",
+                pages.len(),
+                dir.display(),
+                PathBuf::from(dir).join("gpupatrol.1").display()
+            );
+        }
+    }
+    Ok(exit_codes::OK)
+}
+
+/// Every page as (file name, roff): the subcommands' first, the main page last.
+pub fn pages() -> std::io::Result<Vec<(String, String)>> {
+    fn walk(cmd: clap::Command, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            walk(sub, out)?;
+        }
+        let man = clap_mangen::Man::new(cmd);
+        let mut buf = Vec::new();
+        man.render(&mut buf)?;
+        out.push((man.get_filename(), ascii_roff(&String::from_utf8_lossy(&buf))));
+        Ok(())
+    }
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(cmd, &mut out)?;
+    Ok(out)
+}
+
+/// Non-ASCII characters as groff's `\[uXXXX]` escapes.
+fn ascii_roff(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", c as u32));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn non_ascii_becomes_a_groff_escape() {
+        assert_eq!(super::ascii_roff("2h … 5m — é"), r"2h \[u2026] 5m \[u2014] \[u00E9]");
+    }
+
+    #[test]
+    fn every_subcommand_has_a_page() {
+        let pages = super::pages().unwrap();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        for want in ["gpupatrol.1", "gpupatrol-tick.1", "gpupatrol-chain-status.1", "gpupatrol-mcp.1"] {
+            assert!(names.contains(&want), "{want} in {names:?}");
+        }
+        assert!(!names.contains(&"gpupatrol-help.1"));
+        assert!(pages.iter().all(|(_, t)| t.is_ascii()));
+    }
+}
