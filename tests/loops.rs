@@ -112,6 +112,48 @@ fn wait_gives_up_after_exactly_n_ticks() {
 }
 
 #[test]
+fn wait_max_seconds_bounds_the_wall_time_and_returns_the_last_line() {
+    let sshd = Sshd::start();
+    let b = sshd.box_dir();
+    sshd.start_job("train", &b.join("wm.log"), "forever", 0, "0.2", None, None);
+    let p = sshd.run_profile("wm", "train", "");
+    let r = run(
+        wait_cmd(
+            &sshd,
+            &p,
+            &[
+                "--pattern",
+                "never printed",
+                "--interval",
+                "1s",
+                "--max-ticks",
+                "1000",
+                "--max-seconds",
+                "3s",
+                "--json",
+            ],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "gave up: {}", r.stdout);
+    let lines = r.json();
+    let last = lines.last().unwrap();
+    assert_eq!(last["wait"], "gave-up", "{last}");
+    let ticks = last["ticks"].as_u64().unwrap();
+    assert!((1..=3).contains(&ticks), "{ticks} ticks of 1s in 3s");
+    assert_eq!(lines.len() as u64, ticks + 1, "every tick's line and the end");
+    let detail = last["detail"].as_str().unwrap();
+    assert!(detail.contains("--max-seconds 3s"), "{detail}");
+    let tick_line = lines[lines.len() - 2]["line"].as_str().unwrap();
+    assert!(detail.contains(tick_line), "the last tick's line comes back: {detail}");
+    assert!(
+        r.elapsed < Duration::from_secs(6),
+        "it does not start a tick it cannot finish: {:?}",
+        r.elapsed
+    );
+}
+
+#[test]
 fn wait_pattern_is_literal_text_in_the_run_log() {
     let sshd = Sshd::start();
     let b = sshd.box_dir();

@@ -45,7 +45,9 @@ async fn connect(sshd: &Sshd, dir: &Path) -> Client {
 }
 
 async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(m) = args else { panic!("arguments are an object") };
+    let Value::Object(m) = args else {
+        panic!("arguments are an object")
+    };
     let p = CallToolRequestParams::new(tool.to_string()).with_arguments(m);
     tokio::time::timeout(Duration::from_secs(90), c.call_tool(p))
         .await
@@ -95,7 +97,12 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
         ["chain_status", "doctor", "handbook", "status", "tick", "triage", "wait"]
     );
     for t in &tools {
-        assert_eq!(t.input_schema.get("additionalProperties"), Some(&json!(false)), "{}", t.name);
+        assert_eq!(
+            t.input_schema.get("additionalProperties"),
+            Some(&json!(false)),
+            "{}",
+            t.name
+        );
     }
 
     // tick one profile: the line and the JSON object
@@ -153,11 +160,23 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
         ("tick", json!({"profiles": ["evil"]}), "served: m1, m2"),
         ("tick", json!({"profiles": ["../../etc/passwd"]}), "no profile named"),
         ("tick", json!({"host": "198.51.100.7"}), "unknown argument \"host\""),
-        ("triage", json!({"profile": "m1", "log": "/etc/shadow"}), "unknown argument \"log\""),
+        (
+            "triage",
+            json!({"profile": "m1", "log": "/etc/shadow"}),
+            "unknown argument \"log\"",
+        ),
         ("triage", json!({}), "profile is required"),
         ("handbook", json!({"profile": 7}), "must be a string"),
-        ("wait", json!({"profile": "m1", "marker": "/etc/shadow"}), "not a marker profile m1 declares"),
-        ("wait", json!({"profile": "m1", "max_seconds": 999999}), "max_seconds: must be"),
+        (
+            "wait",
+            json!({"profile": "m1", "marker": "/etc/shadow"}),
+            "not a marker profile m1 declares",
+        ),
+        (
+            "wait",
+            json!({"profile": "m1", "max_seconds": 999999}),
+            "max_seconds: must be",
+        ),
         ("status", json!({"profiles": []}), "the list is empty"),
     ] {
         let r = call(&c, tool, args.clone()).await;
@@ -174,7 +193,11 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
     let uris: Vec<&str> = res.iter().map(|r| r.uri.as_str()).collect();
     assert_eq!(
         uris,
-        ["gpupatrol://profiles", "gpupatrol://handbook/m1", "gpupatrol://handbook/m2"]
+        [
+            "gpupatrol://profiles",
+            "gpupatrol://handbook/m1",
+            "gpupatrol://handbook/m2"
+        ]
     );
     let body = c
         .read_resource(ReadResourceRequestParams::new("gpupatrol://profiles"))
@@ -217,7 +240,15 @@ async fn wait_returns_on_the_marker_and_gives_up_within_max_seconds() {
     let sshd = Sshd::start();
     let b = sshd.box_dir();
     // w1 finishes in about 3 s; w2 never does
-    sshd.start_job("w1", &b.join("w1.log"), "finish", 6, "0.5", Some(&b.join("w1.DONE")), None);
+    sshd.start_job(
+        "w1",
+        &b.join("w1.log"),
+        "finish",
+        6,
+        "0.5",
+        Some(&b.join("w1.DONE")),
+        None,
+    );
     sshd.start_job("w2", &b.join("w2.log"), "forever", 1, "0.5", None, None);
     let w1 = sshd.run_profile("w1", "w1", "");
     let w2 = sshd.run_profile("w2", "w2", "");
@@ -226,7 +257,12 @@ async fn wait_returns_on_the_marker_and_gives_up_within_max_seconds() {
 
     // without marker or pattern: the profile's done marker
     let started = Instant::now();
-    let r = call(&c, "wait", json!({"profile": "w1", "interval_seconds": 1, "max_seconds": 60})).await;
+    let r = call(
+        &c,
+        "wait",
+        json!({"profile": "w1", "interval_seconds": 1, "max_seconds": 60}),
+    )
+    .await;
     assert!(!is_error(&r), "{}", text(&r));
     let s = r.structured_content.clone().unwrap();
     let last = s["ticks"].as_array().unwrap().last().unwrap().clone();
@@ -236,7 +272,12 @@ async fn wait_returns_on_the_marker_and_gives_up_within_max_seconds() {
 
     // a run that does not end: back within max_seconds, with the last tick's line
     let started = Instant::now();
-    let r = call(&c, "wait", json!({"profile": "w2", "interval_seconds": 1, "max_seconds": 4})).await;
+    let r = call(
+        &c,
+        "wait",
+        json!({"profile": "w2", "interval_seconds": 1, "max_seconds": 4}),
+    )
+    .await;
     let took = started.elapsed();
     let s = r.structured_content.clone().unwrap();
     let ticks = s["ticks"].as_array().unwrap();
@@ -264,7 +305,12 @@ async fn wait_returns_on_the_marker_and_gives_up_within_max_seconds() {
     let ok = {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let r = call(&c, "wait", json!({"profile": "w2", "interval_seconds": 1, "max_seconds": 1})).await;
+            let r = call(
+                &c,
+                "wait",
+                json!({"profile": "w2", "interval_seconds": 1, "max_seconds": 1}),
+            )
+            .await;
             if !text(&r).contains("already watching") {
                 break true;
             }
@@ -313,7 +359,9 @@ fn stdout_carries_only_the_protocol() {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let l = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no answer to {id} within 60s"));
+            let l = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {id} within 60s"));
             let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("stdout line is not JSON: {l:?}: {e}"));
             assert_eq!(v["jsonrpc"], "2.0", "{l}");
             if v["id"] == id {
@@ -328,7 +376,10 @@ fn stdout_carries_only_the_protocol() {
     );
     let init = recv(1);
     assert_eq!(init["result"]["serverInfo"]["name"], "gpupatrol", "{init}");
-    send(&mut stdin, json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
     send(
         &mut stdin,
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "tick", "arguments": {"profiles": ["raw"]}}}),
@@ -364,10 +415,18 @@ fn mcp_refuses_to_start_without_a_profile_to_serve() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("bad.yaml"), "name: x\nnope: 1\n").unwrap();
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_gpupatrol"));
-    c.args(["--state-dir"]).arg(d.path().join("st")).arg("mcp").arg("--profiles").arg(d.path());
+    c.args(["--state-dir"])
+        .arg(d.path().join("st"))
+        .arg("mcp")
+        .arg("--profiles")
+        .arg(d.path());
     let r = run(c, Duration::from_secs(10));
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stdout.is_empty(), "nothing on stdout: {}", r.stdout);
     assert!(r.stderr.contains("no profile to serve"), "{}", r.stderr);
-    assert!(r.stderr.contains("bad.yaml"), "names the file that failed: {}", r.stderr);
+    assert!(
+        r.stderr.contains("bad.yaml"),
+        "names the file that failed: {}",
+        r.stderr
+    );
 }

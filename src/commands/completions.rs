@@ -24,6 +24,10 @@ pub fn script(shell: Shell) -> String {
     narrow(shell, &s)
 }
 
+/// fish: complete paths, keep profile files and directories.
+const FISH_PROFILES: &str =
+    r#" -r -f -a "(string match -r -- '^[^\t]*(?:\.ya?ml|/)(?:\t.*)?\$' (__fish_complete_path (commandline -ct)))""#;
+
 /// The options that take profiles.
 const PROFILE_OPTS: [&str; 3] = ["-p", "--profile", "--profiles"];
 
@@ -49,14 +53,17 @@ fn narrow(shell: Shell, s: &str) -> String {
                     line.to_string()
                 }
             }
-            Shell::Zsh if ["'*-p+[", "'*--profile=[", "'-p+[", "'--profile=[", "'*--profiles=["]
-                .iter()
-                .any(|o| t.starts_with(o)) =>
+            Shell::Zsh
+                if ["'*-p+[", "'*--profile=[", "'-p+[", "'--profile=[", "'*--profiles=["]
+                    .iter()
+                    .any(|o| t.starts_with(o)) =>
             {
                 line.replace(":_files' \\", r#":_files -g "*.(yaml|yml)"' \\"#)
             }
             Shell::Fish if t.contains(" -l profile ") || t.contains(" -l profiles ") => {
-                line.replace(" -r -F", r#" -r -f -a "(__fish_complete_suffix .yaml .yml)""#)
+                // files ending .yaml/.yml and directories (fish 3.x's own
+                // __fish_complete_suffix takes one suffix before 3.7)
+                line.replace(" -r -F", FISH_PROFILES)
             }
             _ => line.to_string(),
         };

@@ -420,7 +420,8 @@ pub fn print(p: &Profile, cs: &[Check], json: bool) {
             let ts = crate::tick::now_rfc3339();
             let line = summary_line(&ts, p, cs);
             output::line(
-                &serde_json::json!({"ts": ts, "profile": p.name, "exit_code": code, "checks": cs, "line": line}).to_string(),
+                &serde_json::json!({"ts": ts, "profile": p.name, "exit_code": code, "checks": cs, "line": line})
+                    .to_string(),
             );
             return;
         }

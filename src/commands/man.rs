@@ -44,22 +44,64 @@ pub fn run(args: &ManArgs) -> Result<i32> {
 
 /// Every page as (file name, roff): the subcommands' first, the main page last.
 pub fn pages() -> std::io::Result<Vec<(String, String)>> {
-    fn walk(cmd: clap::Command, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
+    fn walk(cmd: clap::Command, top: bool, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| format!("{}-{}", cmd.get_display_name().unwrap_or(cmd.get_name()), s.get_name()))
+            .collect();
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
-            walk(sub, out)?;
+            walk(sub, false, out)?;
         }
+        let has_version = cmd.get_version().is_some();
         let man = clap_mangen::Man::new(cmd);
         let mut buf = Vec::new();
-        man.render(&mut buf)?;
+        man.render_title(&mut buf)?;
+        man.render_name_section(&mut buf)?;
+        man.render_synopsis_section(&mut buf)?;
+        man.render_description_section(&mut buf)?;
+        man.render_options_section(&mut buf)?;
+        if !subs.is_empty() {
+            man.render_subcommands_section(&mut buf)?;
+        }
+        buf.extend_from_slice(EXIT_STATUS.as_bytes());
+        let mut see: Vec<String> = if top { vec![] } else { vec!["gpupatrol".into()] };
+        see.extend(subs);
+        let refs: Vec<String> = see
+            .iter()
+            .map(|s| format!("\\fB{}\\fR(1)", s.replace('-', "\\-")))
+            .collect();
+        buf.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", refs.join(",\n")).as_bytes());
+        if has_version {
+            man.render_version_section(&mut buf)?;
+        }
         out.push((man.get_filename(), ascii_roff(&String::from_utf8_lossy(&buf))));
         Ok(())
     }
     let mut cmd = Cli::command().disable_help_subcommand(true);
     cmd.build();
     let mut out = Vec::new();
-    walk(cmd, &mut out)?;
+    walk(cmd, true, &mut out)?;
     Ok(out)
 }
+
+/// The exit codes, on every page (every command keeps to them).
+const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+ok: RUNNING, PENDING or DONE; a wait found what it waited for
+.TP
+\fB1\fR
+warning: a threshold crossed, INCOMPLETE; a wait gave up
+.TP
+\fB2\fR
+critical: STALLED, CRASHED, DIED, PREEMPTED; a wait saw a failure first
+.TP
+\fB3\fR
+unknown: UNREACHABLE, AUTH_FAILED, HOSTKEY_MISMATCH, PROBE_ERROR, a usage error, an interrupted run
+.PP
+With several profiles the worst code wins. What each command's codes mean exactly is in the README's command table.
+"#;
 
 /// Non-ASCII characters as groff's `\[uXXXX]` escapes.
 fn ascii_roff(s: &str) -> String {
@@ -85,7 +127,12 @@ mod tests {
     fn every_subcommand_has_a_page() {
         let pages = super::pages().unwrap();
         let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
-        for want in ["gpupatrol.1", "gpupatrol-tick.1", "gpupatrol-chain-status.1", "gpupatrol-mcp.1"] {
+        for want in [
+            "gpupatrol.1",
+            "gpupatrol-tick.1",
+            "gpupatrol-chain-status.1",
+            "gpupatrol-mcp.1",
+        ] {
             assert!(names.contains(&want), "{want} in {names:?}");
         }
         assert!(!names.contains(&"gpupatrol-help.1"));

@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::exit_codes;
 use crate::profile::{AliveCheck, Profile};
 
-/// What `wait` gives up at by default: under the 60 s request timeout most
-/// MCP clients apply to a tool call, with room for one slow tick.
+/// What `wait` gives up at by default: under the 60 s request timeout of
+/// the MCP TypeScript SDK (which many clients use), with room for a slow tick.
 pub const WAIT_DEFAULT_S: u64 = 40;
 /// The longest `wait` an agent may ask for in one call.
 pub const WAIT_MAX_S: u64 = 3600;
@@ -48,16 +48,10 @@ pub async fn run(args: &McpArgs, state_dir: Option<&Path>) -> Result<i32> {
         return Err(Error::Usage(format!(
             "no profile to serve in {}{}",
             shown(&args.profiles),
-            served
-                .errors
-                .first()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
+            served.errors.first().map(|e| format!(" ({e})")).unwrap_or_default()
         )));
     }
-    if let Err(e) = super::tick::unique_names(&served.profiles) {
-        return Err(e);
-    }
+    super::tick::unique_names(&served.profiles)?;
     eprintln!(
         "gpupatrol mcp: serving {} profile(s) from {} on stdio: {}",
         served.profiles.len(),
@@ -78,7 +72,11 @@ pub async fn run(args: &McpArgs, state_dir: Option<&Path>) -> Result<i32> {
 }
 
 fn shown(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn names(ps: &[Profile]) -> String {
@@ -147,13 +145,7 @@ impl Server {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             // the table status draws fits what an agent shows
-            .env("COLUMNS", "100")
-            .env_remove("GPUPATROL_STATE_DIR");
-        if self.state_dir.is_none() {
-            if let Ok(d) = std::env::var("GPUPATROL_STATE_DIR") {
-                cmd.arg("--state-dir").arg(d);
-            }
-        }
+            .env("COLUMNS", "100");
         let child = cmd.spawn().map_err(|e| format!("start {}: {e}", self.exe.display()))?;
         let mut guard = Term(child.id());
         let out = tokio::time::timeout(limit, child.wait_with_output()).await;
@@ -178,11 +170,22 @@ impl Server {
         match name {
             "tick" => self.tick(args).await,
             "status" => self.status(args).await,
-            "triage" => self.one(args, "triage", &["triage", "--json"], Duration::from_secs(30)).await,
-            "doctor" => self.one(args, "doctor", &["doctor", "--json"], Duration::from_secs(30)).await,
-            "chain_status" => {
-                self.one(args, "chain_status", &["chain", "status", "--json"], Duration::from_secs(30))
+            "triage" => {
+                self.one(args, "triage", &["triage", "--json"], Duration::from_secs(30))
                     .await
+            }
+            "doctor" => {
+                self.one(args, "doctor", &["doctor", "--json"], Duration::from_secs(30))
+                    .await
+            }
+            "chain_status" => {
+                self.one(
+                    args,
+                    "chain_status",
+                    &["chain", "status", "--json"],
+                    Duration::from_secs(30),
+                )
+                .await
             }
             "handbook" => self.handbook(args).await,
             "wait" => self.wait(args).await,
@@ -198,7 +201,11 @@ impl Server {
             Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Array(v)) => v
                 .iter()
-                .map(|x| x.as_str().map(str::to_string).ok_or("profiles: each must be a profile name"))
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .ok_or("profiles: each must be a profile name")
+                })
                 .collect::<std::result::Result<_, _>>()?,
             Some(_) => return Err("profiles: a profile name or a list of them".into()),
         };
@@ -251,7 +258,8 @@ impl Server {
         let mut r = lines_result(&ran, "profiles");
         // the table a person reads, then the rows as JSON
         if !table.stdout.trim().is_empty() {
-            r.content.insert(0, ContentBlock::text(table.stdout.trim_end().to_string()));
+            r.content
+                .insert(0, ContentBlock::text(table.stdout.trim_end().to_string()));
             r.content.remove(1);
         }
         Ok(r)
@@ -287,7 +295,14 @@ impl Server {
     async fn wait(&self, args: &Map<String, Value>) -> ToolResult {
         only(
             args,
-            &["profile", "marker", "pattern", "interval_seconds", "max_ticks", "max_seconds"],
+            &[
+                "profile",
+                "marker",
+                "pattern",
+                "interval_seconds",
+                "max_ticks",
+                "max_seconds",
+            ],
         )?;
         let p = self.find(&need_str(args, "profile", "wait")?)?;
         let marker = opt_str(args, "marker")?;
@@ -355,12 +370,18 @@ impl Server {
             "description": "Served profile names; leave out for every served profile."
         });
         let schema = |props: Value, required: &[&str]| -> Map<String, Value> {
-            let Value::Object(m) = json!({"type": "object", "properties": props, "required": required, "additionalProperties": false}) else {
+            let Value::Object(m) =
+                json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+            else {
                 unreachable!("an object")
             };
             m
         };
-        let ro = |t: &str| ToolAnnotations::with_title(t.to_string()).read_only(true).open_world(true);
+        let ro = |t: &str| {
+            ToolAnnotations::with_title(t.to_string())
+                .read_only(true)
+                .open_world(true)
+        };
         vec![
             Tool::new(
                 "tick",
@@ -587,7 +608,10 @@ impl ServerHandler for Server {
         context: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResponse, ErrorData> {
         if Self::tools().iter().all(|t| t.name != request.name) {
-            return Err(ErrorData::invalid_params(format!("no tool named {:?}", request.name), None));
+            return Err(ErrorData::invalid_params(
+                format!("no tool named {:?}", request.name),
+                None,
+            ));
         }
         let args = request.arguments.unwrap_or_default();
         // a call the agent cancels drops its child run, which gets SIGTERM
@@ -615,9 +639,12 @@ impl ServerHandler for Server {
         ];
         for p in &served.profiles {
             v.push(
-                Resource::new(format!("gpupatrol://handbook/{}", p.name), format!("handbook {}", p.name))
-                    .with_description(format!("The recovery handbook for {} (markdown).", p.name))
-                    .with_mime_type("text/markdown"),
+                Resource::new(
+                    format!("gpupatrol://handbook/{}", p.name),
+                    format!("handbook {}", p.name),
+                )
+                .with_description(format!("The recovery handbook for {} (markdown).", p.name))
+                .with_mime_type("text/markdown"),
             );
         }
         Ok(ListResourcesResult::with_all_items(v))
@@ -642,9 +669,7 @@ impl ServerHandler for Server {
             .into());
         }
         if let Some(name) = uri.strip_prefix("gpupatrol://handbook/") {
-            let p = self
-                .find(name)
-                .map_err(|m| ErrorData::resource_not_found(m, None))?;
+            let p = self.find(name).map_err(|m| ErrorData::resource_not_found(m, None))?;
             let text = self
                 .handbook_text(&p)
                 .await

@@ -1,8 +1,8 @@
 //! One file per subcommand. Each returns the process exit code.
 
 pub mod chain;
-pub mod completions;
 pub mod check;
+pub mod completions;
 pub mod cron;
 pub mod demo;
 pub mod doctor;
