@@ -53,13 +53,23 @@ impl Session {
                 }
             }
         });
-        let mut s = Session { child, stdin, rx, id: 0 };
+        let mut s = Session {
+            child,
+            stdin,
+            rx,
+            id: 0,
+        };
         s.request(
             "initialize",
             json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
         );
         let took = t.elapsed();
-        writeln!(s.stdin, "{}", json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).unwrap();
+        writeln!(
+            s.stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        )
+        .unwrap();
         (s, took)
     }
 
@@ -73,7 +83,10 @@ impl Session {
         .unwrap();
         self.stdin.flush().unwrap();
         loop {
-            let l = self.rx.recv_timeout(Duration::from_secs(60)).expect("an answer within 60s");
+            let l = self
+                .rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("an answer within 60s");
             let v: Value = serde_json::from_str(&l).unwrap();
             if v["id"] == self.id {
                 return v;
@@ -130,7 +143,11 @@ fn main() {
     let (mut s, _) = Session::start(&sshd, &dir);
     let cli = |args: &[&str]| {
         let mut c = sshd.gpupatrol();
-        c.args(args).arg("-p").arg(&p).stdout(Stdio::null()).stderr(Stdio::null());
+        c.args(args)
+            .arg("-p")
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         assert!(c.status().unwrap().code().unwrap_or(9) <= 3);
     };
     let (mut mcp_tick, mut cli_tick, mut mcp_status, mut cli_status) = (vec![], vec![], vec![], vec![]);
@@ -148,7 +165,12 @@ fn main() {
             cli(&["status", "--json"]);
         }));
     }
-    let (mt, ct, ms_, cs) = (median(mcp_tick), median(cli_tick), median(mcp_status), median(cli_status));
+    let (mt, ct, ms_, cs) = (
+        median(mcp_tick),
+        median(cli_tick),
+        median(mcp_status),
+        median(cli_status),
+    );
     println!("gpupatrol mcp, n={n} (medians, loopback sshd)");
     println!("  start to the initialize answer     {:>8.1} ms", ms(median(starts)));
     println!(

@@ -298,6 +298,10 @@ mod tests {
                 line: None,
                 stalled_for_s: None,
                 delta: None,
+                total: None,
+                rate_per_h: None,
+                eta_s: None,
+                eta_at: None,
             },
             alive: None,
             gpus: vec![],
@@ -309,6 +313,7 @@ mod tests {
             transport: "ssh",
             connections: 1,
             elapsed_ms: 0,
+            cost: None,
             line: String::new(),
         }
     }

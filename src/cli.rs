@@ -44,12 +44,27 @@ pub enum Command {
     Init(InitArgs),
     /// The fleet at a glance from saved state only (no connection): one row per profile, worst first.
     Status(StatusArgs),
+    /// The profile's tick history from saved state: step rate, ETA, GPU use over time (sparklines).
+    History(HistoryArgs),
     /// A Model Context Protocol server on stdio for coding agents, scoped to the profiles given.
     Mcp(McpArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Write roff man pages: gpupatrol(1) on stdout, or it and one page per subcommand into a directory.
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Profile YAML file.
+    #[arg(short, long = "profile", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub profile: PathBuf,
+    /// Rows in the table (the sparklines cover as many ticks as fit).
+    #[arg(long, value_name = "N", default_value_t = 24)]
+    pub last: usize,
+    /// Every tick as one JSON object per line instead of the picture.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

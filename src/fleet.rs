@@ -32,6 +32,7 @@ pub fn summarize(r: &Report, p: &crate::profile::Profile, every: Option<Duration
         took_ms: r.elapsed_ms,
         bound_s: tick_bound(p),
         warnings: r.warnings.clone(),
+        cost: r.cost.clone(),
     }
 }
 
@@ -200,9 +201,45 @@ impl Row {
             "disk_pct": s.and_then(|s| s.disk_pct),
             "remediation": s.map(|s| s.remediation.clone()),
             "line": s.map(|s| s.line.clone()),
+            "cost": s.and_then(|s| s.cost.clone()),
             "missing": self.missing,
         })
     }
+}
+
+/// The fleet's burn rate and waste, for the boxes with a `cost_per_hour`:
+/// "cost: $7.47/h across 3 boxes; wasted ~$12.30 (a100-box DONE)". Only the
+/// boxes whose run is not over count toward the burn's "in use".
+pub fn burn(rows: &[Row]) -> Option<String> {
+    let costs: Vec<(&str, &crate::history::Cost, Verdict)> = rows
+        .iter()
+        .filter_map(|r| {
+            let s = r.summary.as_ref()?;
+            Some((r.profile.as_str(), s.cost.as_ref()?, s.verdict))
+        })
+        .collect();
+    if costs.is_empty() {
+        return None;
+    }
+    let per_h: f64 = costs.iter().map(|c| c.1.per_hour).sum();
+    let wasted: f64 = costs.iter().map(|c| c.1.wasted).sum();
+    let mut s = format!(
+        "cost: ${per_h:.2}/h across {} box{}",
+        costs.len(),
+        if costs.len() == 1 { "" } else { "es" }
+    );
+    if wasted > 0.0 {
+        let who: Vec<String> = costs
+            .iter()
+            .filter(|c| c.1.wasted > 0.0)
+            .map(|c| format!("{} {} ${:.2}", c.0, c.2, c.1.wasted))
+            .collect();
+        s.push_str(&format!(
+            "; wasted ~${wasted:.2} as of their last ticks ({})",
+            who.join(", ")
+        ));
+    }
+    Some(s)
 }
 
 /// Worst first, then by name.
@@ -558,6 +595,7 @@ mod tests {
             took_ms: 2000,
             bound_s: 0,
             warnings: vec![],
+            cost: None,
         }
     }
 

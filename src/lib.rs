@@ -15,6 +15,7 @@ pub mod error;
 pub mod exit_codes;
 pub mod fleet;
 pub mod fsutil;
+pub mod history;
 pub mod notify;
 pub mod output;
 pub mod probe;
@@ -54,6 +55,7 @@ pub async fn run(cli: Cli) -> i32 {
                     Command::Demo(a) => commands::demo::run(a).await,
                     Command::Init(a) => commands::init::run(a, sd).await,
                     Command::Status(a) => commands::status::run(a, sd),
+                    Command::History(a) => commands::history::run(a, sd),
                     Command::Mcp(a) => commands::mcp::run(a, sd).await,
                     Command::Completions(a) => commands::completions::run(a),
                     Command::Man(a) => commands::man::run(a),

@@ -176,6 +176,10 @@ pub struct Thresholds {
     pub mem_pct: f64,
     /// GPU utilisation below this while the step advances → "data-bound" warning.
     pub gpu_idle_pct: f64,
+    /// A rate below this % of its trailing median → `SLOW` (also the GPU-utilisation collapse).
+    pub slow_pct: f64,
+    /// GPUs idle this long while RUNNING → a warning with what the idle time cost.
+    pub gpu_idle_for: Duration,
 }
 
 impl Default for Thresholds {
@@ -185,6 +189,8 @@ impl Default for Thresholds {
             inodes_pct: 90.0,
             mem_pct: 90.0,
             gpu_idle_pct: 5.0,
+            slow_pct: 50.0,
+            gpu_idle_for: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -205,6 +211,8 @@ pub struct Job {
     pub max_restarts: u32,
     pub restart_window: Duration,
     pub restart_cooldown: Duration,
+    /// The run's last step, when the progress line does not say (`Epoch 37/100` does).
+    pub total_steps: Option<u64>,
 }
 
 /// Where alerts go: a local command (report text only in its environment)
@@ -275,6 +283,10 @@ pub struct Profile {
     pub thresholds: Thresholds,
     pub alert: Option<Alert>,
     pub chain: Option<crate::chain::Chain>,
+    /// What the box costs per hour (rentals bill by the hour).
+    pub cost_per_hour: Option<f64>,
+    /// Ticks the history keeps.
+    pub history: usize,
 }
 
 // ---- raw, as written -------------------------------------------------------
@@ -310,6 +322,8 @@ struct RawProfile {
     thresholds: Option<RawThresholds>,
     alert: Option<RawAlert>,
     chain: Option<crate::chain::RawChain>,
+    cost_per_hour: Option<Spanned<f64>>,
+    history: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,6 +373,7 @@ struct RawJob {
     max_restarts: Option<u32>,
     restart_window: Option<Spanned<String>>,
     restart_cooldown: Option<Spanned<String>>,
+    total_steps: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,6 +399,8 @@ struct RawThresholds {
     inodes_pct: Option<Spanned<f64>>,
     mem_pct: Option<Spanned<f64>>,
     gpu_idle_pct: Option<Spanned<f64>>,
+    slow_pct: Option<Spanned<f64>>,
+    gpu_idle_for: Option<Spanned<String>>,
 }
 
 // ---- loading ---------------------------------------------------------------
@@ -713,6 +730,7 @@ impl Validator<'_> {
                 (&mut thresholds.inodes_pct, &t.inodes_pct, "thresholds.inodes_pct"),
                 (&mut thresholds.mem_pct, &t.mem_pct, "thresholds.mem_pct"),
                 (&mut thresholds.gpu_idle_pct, &t.gpu_idle_pct, "thresholds.gpu_idle_pct"),
+                (&mut thresholds.slow_pct, &t.slow_pct, "thresholds.slow_pct"),
             ] {
                 if let Some(v) = v {
                     if !(0.0..=100.0).contains(&v.value) {
@@ -721,7 +739,28 @@ impl Validator<'_> {
                     *slot = v.value;
                 }
             }
+            thresholds.gpu_idle_for = self.dur(&t.gpu_idle_for, "thresholds.gpu_idle_for", thresholds.gpu_idle_for)?;
         }
+        let cost_per_hour = match &raw.cost_per_hour {
+            Some(c) if !(c.value.is_finite() && c.value >= 0.0) => {
+                return Err(self.err(
+                    c.referenced.line(),
+                    "cost_per_hour",
+                    "must be a price per hour, 0 or more (2.49)",
+                ));
+            }
+            c => c.as_ref().map(|c| c.value),
+        };
+        let history = match &raw.history {
+            Some(h) if !(1..=crate::history::MAX_KEEP as u64).contains(&h.value) => {
+                return Err(self.err(
+                    h.referenced.line(),
+                    "history",
+                    format!("must keep between 1 and {} ticks", crate::history::MAX_KEEP),
+                ));
+            }
+            h => h.as_ref().map_or(crate::history::DEFAULT_KEEP, |h| h.value as usize),
+        };
 
         let data_mount = raw.data_mount.or(preset_mount).or_else(|| {
             job.log.as_ref().map(|l| match l.rsplit_once('/') {
@@ -819,6 +858,8 @@ impl Validator<'_> {
             artifacts,
             data_mount,
             thresholds,
+            cost_per_hour,
+            history,
         })
     }
 
@@ -935,6 +976,7 @@ impl Validator<'_> {
                 max_restarts: 3,
                 restart_window: Duration::from_secs(6 * 3600),
                 restart_cooldown: Duration::from_secs(10 * 60),
+                total_steps: None,
             });
         };
         let alive = match &raw.alive {
@@ -1055,7 +1097,13 @@ impl Validator<'_> {
                 ));
             }
         }
+        if let Some(t) = &raw.total_steps
+            && t.value == 0
+        {
+            return Err(self.err(t.referenced.line(), "job.total_steps", "must be 1 or more"));
+        }
         Ok(Job {
+            total_steps: raw.total_steps.map(|t| t.value),
             auto_resume,
             max_restarts: raw.max_restarts.unwrap_or(3),
             restart_window: self.dur(&raw.restart_window, "job.restart_window", Duration::from_secs(6 * 3600))?,

@@ -14,6 +14,13 @@ pub struct ProgressJson {
     pub line: Option<String>,
     pub stalled_for_s: Option<i64>,
     pub delta: Option<i64>,
+    /// The last step (from the progress line, else `job.total_steps`).
+    pub total: Option<u64>,
+    /// Steps per hour over the last ticks of this run (history).
+    pub rate_per_h: Option<f64>,
+    pub eta_s: Option<i64>,
+    /// RFC 3339, by the box's clock.
+    pub eta_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +72,8 @@ pub struct Report {
     pub transport: &'static str,
     pub connections: u32,
     pub elapsed_ms: u64,
+    /// Null without `cost_per_hour`.
+    pub cost: Option<crate::history::Cost>,
     /// The human line, so a JSON consumer can show exactly what a person sees.
     pub line: String,
 }
@@ -80,8 +89,10 @@ pub struct Inputs<'a> {
     pub elapsed_ms: u64,
     /// What gpupatrol did about it this tick (an auto-resume, or why not).
     pub action: Option<&'a str>,
-    /// Warnings from outside the decision (state file, alert delivery).
+    /// Warnings from outside the decision (state file, alert delivery, history).
     pub extra_warnings: &'a [String],
+    /// Rate, ETA and cost from the history.
+    pub pace: Option<&'a crate::history::Pace>,
 }
 
 /// The report of one tick, built once, from everything it tells.
@@ -119,6 +130,12 @@ pub fn build(i: Inputs) -> Report {
             line: d.progress.line.clone(),
             stalled_for_s: d.progress.stalled_for_s,
             delta: d.progress.delta,
+            total: i.pace.and_then(|p| p.total),
+            rate_per_h: i.pace.and_then(|p| p.rate_per_h).map(|r| (r * 10.0).round() / 10.0),
+            eta_s: i.pace.and_then(|p| p.eta_s),
+            eta_at: i.pace.and_then(|p| p.eta_at).and_then(|t| {
+                chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            }),
         },
         alive: i.facts.map(|f| format!("{:?}", f.alive.state).to_lowercase()),
         gpus,
@@ -141,10 +158,26 @@ pub fn build(i: Inputs) -> Report {
         transport: i.transport,
         connections: i.connections,
         elapsed_ms: i.elapsed_ms,
+        cost: i.pace.and_then(|p| p.cost.clone()),
         line: String::new(),
     };
     r.line = line(&r, i.facts, d);
     r
+}
+
+/// `/100` after the step when the total is known.
+fn of_total(r: &Report) -> String {
+    r.progress.total.map(|t| format!("/{t}")).unwrap_or_default()
+}
+
+/// `2.1/min, ETA 30m` from the history, while the run goes.
+fn pace_words(r: &Report, words: &mut Vec<String>) {
+    if let Some(rate) = r.progress.rate_per_h {
+        words.push(crate::history::rate_words(rate));
+    }
+    if let Some(eta) = r.progress.eta_s {
+        words.push(format!("ETA {}", crate::duration::human_secs(eta)));
+    }
 }
 
 fn gib(mib: f64) -> String {
@@ -166,13 +199,18 @@ fn line(r: &Report, facts: Option<&Facts>, d: &Decision) -> String {
         match (r.progress.step, &d.progress.since) {
             (Some(step), Some(since)) if r.progress.delta.is_some() => {
                 let delta = r.progress.delta.unwrap_or(0);
+                let of = of_total(r);
                 words.push(if delta == 0 {
-                    format!("step {step} (no new step since {})", hhmm(since))
+                    format!("step {step}{of} (no new step since {})", hhmm(since))
                 } else {
-                    format!("step {step} ({delta:+} since {})", hhmm(since))
+                    format!("step {step}{of} ({delta:+} since {})", hhmm(since))
                 });
+                pace_words(r, &mut words);
             }
-            (Some(step), _) => words.push(format!("step {step}")),
+            (Some(step), _) => {
+                words.push(format!("step {step}{}", of_total(r)));
+                pace_words(r, &mut words);
+            }
             (None, _) => {
                 if let Some(n) = &d.progress.note {
                     words.push(n.clone());

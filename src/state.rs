@@ -130,6 +130,9 @@ pub struct Summary {
     /// The tick's warnings (why an ok verdict is a warning).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The box's price and its waste at that tick (null without `cost_per_hour`).
+    #[serde(default)]
+    pub cost: Option<crate::history::Cost>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -134,6 +134,44 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
     };
     let mut extra: Vec<String> = state_warning.into_iter().collect();
     let previous = prev.last.as_ref().and_then(|l| l.verdict);
+
+    // history: this tick joins it (a tick that reached the box, under the
+    // lock); rate, ETA, slowdowns and money come from it
+    let mut history = None;
+    let mut pace = None;
+    if let (Ok(_), Some(f)) = (&lock, &facts) {
+        let (mut h, warn) = crate::history::load(store.dir(), &profile.name);
+        extra.extend(warn);
+        let draft = report::build(report::Inputs {
+            ts: &ts,
+            profile: &profile.name,
+            previous,
+            decision: &decision,
+            facts: Some(f),
+            transport: probed.transport,
+            connections: probed.connections,
+            elapsed_ms: 0,
+            action: None,
+            extra_warnings: &[],
+            pace: None,
+        });
+        let total = match (&profile.job.progress, &decision.progress.line) {
+            (Some(re), Some(l)) => crate::history::total_of(re, l),
+            _ => None,
+        };
+        let entry = crate::history::entry_of(&draft, f, total, decision.next.run_started);
+        crate::history::push(&mut h, entry, profile.history);
+        let evidence = match decision.verdict {
+            crate::verdict::Verdict::Done => f.markers.done_marker_mtime,
+            _ => f.log.as_ref().map(|l| l.mtime).filter(|m| *m > 0),
+        };
+        let pc = crate::history::pace(profile, &h.entries, evidence);
+        extra.extend(pc.warnings.iter().cloned());
+        pace = Some(pc);
+        if opts.act {
+            history = Some(h);
+        }
+    }
     let build = |decision: &Decision, extra: &[String], elapsed_ms: u64| {
         report::build(report::Inputs {
             ts: &ts,
@@ -146,6 +184,7 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
             elapsed_ms,
             action: action.as_deref(),
             extra_warnings: extra,
+            pace: pace.as_ref(),
         })
     };
 
@@ -207,6 +246,12 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
         && let Err(e) = store.save(&decision.next)
     {
         extra.push(format!("state not saved: {}", e.render()));
+        report = build(&decision, &extra, elapsed());
+    }
+    if let Some(h) = &history
+        && let Err(e) = crate::history::save(store.dir(), h)
+    {
+        extra.push(format!("history not saved: {e}"));
         report = build(&decision, &extra, elapsed());
     }
     drop(lock);

@@ -198,6 +198,7 @@ proptest! {
                 elapsed_ms: 0,
                 action: None,
                 extra_warnings: &[],
+                pace: None,
             });
             prop_assert!(!r.line.contains('\n'));
             let _ = serde_json::to_string(&r).unwrap();

@@ -56,6 +56,7 @@ fn line_for(name: &str, prev: &State) -> (report::Report, gpupatrol::decide::Dec
         elapsed_ms: 0,
         action: None,
         extra_warnings: &[],
+        pace: None,
     });
     (r, d)
 }

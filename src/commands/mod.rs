@@ -7,6 +7,7 @@ pub mod cron;
 pub mod demo;
 pub mod doctor;
 pub mod handbook;
+pub mod history;
 pub mod init;
 pub mod man;
 pub mod mcp;

@@ -55,6 +55,9 @@ pub fn run(args: &StatusArgs, state_dir: Option<&std::path::Path>) -> Result<i32
         }
     } else if !rows.is_empty() {
         output::line(&fleet::table(&rows, fleet::width()));
+        if let Some(money) = fleet::burn(&rows) {
+            output::line(&money);
+        }
     }
     let worst = rows.iter().map(Row::exit_code).max().unwrap_or(exit_codes::UNKNOWN);
     Ok(if bad > 0 { worst.max(exit_codes::UNKNOWN) } else { worst })

@@ -1,0 +1,687 @@
+//! The bounded per-profile tick history (`NAME.history` next to the state):
+//! one entry per completed tick, by the box's clock. From it: the step rate
+//! and the ETA, a throughput regression (`SLOW`), a GPU-utilisation collapse
+//! while the step still advances, how long the GPUs have idled, and since
+//! when a finished run has been billing for nothing.
+//!
+//! Pure functions over entries, plus an atomic, versioned, bounded file. A
+//! corrupt history is set aside and restarted, never fatal.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::verdict::Verdict;
+
+pub const VERSION: u32 = 1;
+/// Six days at a 30-minute cadence, a day at 5 minutes.
+pub const DEFAULT_KEEP: usize = 288;
+/// The most entries a profile may keep (a file of ~1 MB).
+pub const MAX_KEEP: usize = 10_000;
+
+/// One tick, as history keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The box's clock (epoch seconds).
+    pub at: i64,
+    pub verdict: Verdict,
+    #[serde(default)]
+    pub step: Option<u64>,
+    #[serde(default)]
+    pub total: Option<u64>,
+    /// Mean utilisation over the box's GPUs.
+    #[serde(default)]
+    pub gpu_util: Option<f64>,
+    /// Memory used over all GPUs, in % of their total.
+    #[serde(default)]
+    pub gpu_mem_pct: Option<f64>,
+    #[serde(default)]
+    pub gpus: u32,
+    /// cgroup memory in % of its limit.
+    #[serde(default)]
+    pub mem_pct: Option<f64>,
+    /// When the run seen alive started (box clock): another value is another run.
+    #[serde(default)]
+    pub run: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub version: u32,
+    pub profile: String,
+    pub entries: Vec<Entry>,
+}
+
+pub fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.history"))
+}
+
+/// The history of `name`: fresh when missing; a corrupt or newer file is
+/// set aside (`.corrupt`, `.vN`) and restarted, with a warning.
+pub fn load(dir: &Path, name: &str) -> (History, Option<String>) {
+    let p = path(dir, name);
+    let fresh = History {
+        version: VERSION,
+        profile: name.to_string(),
+        entries: vec![],
+    };
+    match read(&p) {
+        Ok(None) => (fresh, None),
+        Ok(Some(mut h)) => {
+            h.profile = name.to_string();
+            (h, None)
+        }
+        Err(Bad::Newer(v)) => {
+            let aside = p.with_extension(format!("history.v{v}"));
+            let _ = std::fs::rename(&p, &aside);
+            (
+                fresh,
+                Some(format!(
+                    "history {} is version {v} (newer than this gpupatrol); kept as {} and restarted",
+                    p.display(),
+                    aside.display()
+                )),
+            )
+        }
+        Err(Bad::Corrupt(e)) => {
+            let aside = p.with_extension("history.corrupt");
+            let _ = std::fs::rename(&p, &aside);
+            (
+                fresh,
+                Some(format!(
+                    "history {} was corrupt ({e}); kept as {} and restarted",
+                    p.display(),
+                    aside.display()
+                )),
+            )
+        }
+        Err(Bad::Unreadable(e)) => (fresh, Some(format!("history {} unreadable ({e})", p.display()))),
+    }
+}
+
+/// Read without touching anything (`history`, `status`).
+pub fn peek(dir: &Path, name: &str) -> Result<Option<History>, String> {
+    let p = path(dir, name);
+    read(&p).map_err(|b| match b {
+        Bad::Newer(v) => format!("{}: version {v}, newer than this gpupatrol", p.display()),
+        Bad::Corrupt(e) | Bad::Unreadable(e) => format!("{}: {e}", p.display()),
+    })
+}
+
+enum Bad {
+    Newer(u32),
+    Corrupt(String),
+    Unreadable(String),
+}
+
+fn read(p: &Path) -> Result<Option<History>, Bad> {
+    let data = match std::fs::read(p) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Bad::Unreadable(e.to_string())),
+    };
+    let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| Bad::Corrupt(e.to_string()))?;
+    let version = v.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    if version > u64::from(VERSION) {
+        return Err(Bad::Newer(version as u32));
+    }
+    let h: History = serde_json::from_value(v).map_err(|e| Bad::Corrupt(e.to_string()))?;
+    Ok(Some(h))
+}
+
+/// Write atomically (temp file + rename, 0600).
+pub fn save(dir: &Path, h: &History) -> std::io::Result<()> {
+    let mut data = serde_json::to_vec(h).map_err(std::io::Error::other)?;
+    data.push(b'\n');
+    crate::fsutil::write_atomic(&path(dir, &h.profile), &data)
+}
+
+/// Append a tick, keeping the last `keep`. An entry from before the last
+/// one (the box's clock went back, or a restored box) starts over from it.
+pub fn push(h: &mut History, e: Entry, keep: usize) {
+    h.version = VERSION;
+    h.entries.retain(|x| x.at < e.at);
+    h.entries.push(e);
+    let keep = keep.clamp(1, MAX_KEEP);
+    if h.entries.len() > keep {
+        let cut = h.entries.len() - keep;
+        h.entries.drain(..cut);
+    }
+}
+
+/// The current run's entries: after the last resume (another `run`, or a
+/// step that went back: a restart from an earlier checkpoint).
+pub fn current_run(entries: &[Entry]) -> &[Entry] {
+    let mut start = entries.len();
+    let mut last_step: Option<u64> = None;
+    let mut last_run: Option<i64> = None;
+    while start > 0 {
+        let e = &entries[start - 1];
+        // a process start is read to the second, give or take one: a new
+        // run starts later than that (a resume, a restart)
+        if let (Some(r), Some(l)) = (e.run, last_run)
+            && (r - l).abs() > RUN_SLACK_S
+        {
+            break;
+        }
+        if let (Some(s), Some(l)) = (e.step, last_step)
+            && s > l
+        {
+            break;
+        }
+        last_run = e.run.or(last_run);
+        last_step = e.step.or(last_step);
+        start -= 1;
+    }
+    &entries[start..]
+}
+
+/// How far two readings of one run's start may differ.
+const RUN_SLACK_S: i64 = 10;
+
+/// (box time, step) of the entries that read a step.
+fn points(run: &[Entry]) -> Vec<(i64, u64)> {
+    run.iter().filter_map(|e| e.step.map(|s| (e.at, s))).collect()
+}
+
+/// Steps per hour between two points.
+fn rate(a: (i64, u64), b: (i64, u64)) -> Option<f64> {
+    let dt = b.0 - a.0;
+    (dt > 0 && b.1 >= a.1).then(|| (b.1 - a.1) as f64 * 3600.0 / dt as f64)
+}
+
+/// The run's usual gap between ticks (the median): windows are measured in
+/// it, so a few ticks by hand in a minute do not make a window of their own.
+fn usual_gap(p: &[(i64, u64)]) -> Option<f64> {
+    let mut gaps: Vec<f64> = p
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) as f64)
+        .filter(|g| *g > 0.0)
+        .collect();
+    (!gaps.is_empty()).then(|| median(&mut gaps))
+}
+
+/// The point a window of `span` seconds ending at `end` starts from: the
+/// latest point at least `span` before it.
+fn window_start(p: &[(i64, u64)], end: usize, span: f64) -> Option<usize> {
+    (0..end).rev().find(|&i| (p[end].0 - p[i].0) as f64 >= span)
+}
+
+/// The rate is read over the last six usual gaps.
+const RATE_GAPS: f64 = 6.0;
+/// A slowdown compares the last three usual gaps with the windows of three before them.
+const RECENT_GAPS: f64 = 3.0;
+const BASELINE_WINDOWS: usize = 3;
+
+/// The current rate (steps per hour) over the last six usual gaps of this
+/// run (or all of it when shorter). A missed tick is a longer interval, not
+/// a slowdown.
+pub fn rate_per_h(run: &[Entry]) -> Option<f64> {
+    let p = points(run);
+    let end = p.len().checked_sub(1)?;
+    let from = window_start(&p, end, RATE_GAPS * usual_gap(&p)?).unwrap_or(0);
+    (from < end).then(|| rate(p[from], p[end])).flatten()
+}
+
+/// A throughput regression: the rate over the last three usual gaps below
+/// `frac` of the median rate of the three-gap windows before it (at least
+/// three of them). (recent, baseline) steps per hour.
+pub fn slowdown(run: &[Entry], frac: f64) -> Option<(f64, f64)> {
+    let p = points(run);
+    let n = p.len();
+    let span = RECENT_GAPS * usual_gap(&p)?;
+    let start = window_start(&p, n.checked_sub(1)?, span)?;
+    let recent = rate(p[start], p[n - 1])?;
+    let mut windows: Vec<f64> = (1..=start)
+        .filter_map(|j| window_start(&p, j, span).and_then(|i| rate(p[i], p[j])))
+        .collect();
+    if windows.len() < BASELINE_WINDOWS {
+        return None;
+    }
+    let base = median(&mut windows);
+    (base > 0.0 && recent < frac * base).then_some((recent, base))
+}
+
+/// Ticks a GPU collapse is read over, and the fewest before them.
+const RECENT: usize = 3;
+const BASELINE_MIN: usize = 3;
+
+/// GPU utilisation collapsing while the step still advances: the mean of
+/// the last three ticks below `frac` of the median before them, the median
+/// at least 50% (it was busy). (recent, baseline) in %.
+pub fn gpu_collapse(run: &[Entry], frac: f64) -> Option<(f64, f64)> {
+    let u: Vec<(f64, Option<u64>)> = run.iter().filter_map(|e| e.gpu_util.map(|g| (g, e.step))).collect();
+    let n = u.len();
+    if n < RECENT + BASELINE_MIN {
+        return None;
+    }
+    let (before, last) = u.split_at(n - RECENT);
+    let recent = last.iter().map(|x| x.0).sum::<f64>() / RECENT as f64;
+    let mut b: Vec<f64> = before.iter().map(|x| x.0).collect();
+    let base = median(&mut b);
+    // the step advanced across the recent ticks
+    let advancing = matches!((last[0].1, last[RECENT - 1].1), (Some(a), Some(z)) if z > a);
+    (advancing && base >= 50.0 && recent < frac * base).then_some((recent, base))
+}
+
+/// How long (s) the GPUs have idled below `idle_pct` while the run is
+/// RUNNING: from the first of the trailing idle ticks to the last.
+pub fn idle_for(run: &[Entry], idle_pct: f64) -> Option<i64> {
+    let mut first = None;
+    for e in run.iter().rev() {
+        match e.gpu_util {
+            Some(u) if u < idle_pct && e.verdict == Verdict::Running => first = Some(e.at),
+            _ => break,
+        }
+    }
+    Some(run.last()?.at - first?)
+}
+
+/// Since when (box clock) the run has shown `v` without a break: the first
+/// of the trailing ticks with that verdict.
+pub fn since(run: &[Entry], v: Verdict) -> Option<i64> {
+    let mut first = None;
+    for e in run.iter().rev() {
+        if e.verdict == v {
+            first = Some(e.at);
+        } else {
+            break;
+        }
+    }
+    first
+}
+
+/// The last tick before `at` that saw the run going (RUNNING, STALLED,
+/// TIMEOUT): the run ended after it.
+pub fn last_alive_before(entries: &[Entry], at: i64) -> Option<i64> {
+    entries
+        .iter()
+        .rev()
+        .find(|e| e.at < at && matches!(e.verdict, Verdict::Running | Verdict::Stalled | Verdict::Timeout))
+        .map(|e| e.at)
+}
+
+/// The last step a progress line names: the regex's second group, or
+/// `/N` or `of N` right after the step (`Epoch 37/100`, `step 3700/10000`,
+/// tqdm's `370/1000`, `epoch 3 of 10`).
+pub fn total_of(re: &regex::Regex, line: &str) -> Option<u64> {
+    let caps = re.captures(line)?;
+    if let Some(t) = caps.get(2).and_then(|g| g.as_str().trim().parse().ok()) {
+        return Some(t);
+    }
+    let rest = line.get(caps.get(1)?.end()..)?.trim_start();
+    let rest = rest
+        .strip_prefix('/')
+        .or_else(|| rest.strip_prefix("of "))?
+        .trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|t: &u64| *t > 0)
+}
+
+/// This tick, as history keeps it.
+pub fn entry_of(
+    r: &crate::report::Report,
+    facts: &crate::probe::facts::Facts,
+    total: Option<u64>,
+    run: Option<i64>,
+) -> Entry {
+    let utils: Vec<f64> = r.gpus.iter().filter_map(|g| g.util_pct).collect();
+    let (used, all) = r
+        .gpus
+        .iter()
+        .fold((0.0, 0.0), |(u, a), g| (u + g.mem_used_mib, a + g.mem_total_mib));
+    Entry {
+        at: facts.now,
+        verdict: r.verdict,
+        step: r.progress.step,
+        total,
+        gpu_util: (!utils.is_empty()).then(|| utils.iter().sum::<f64>() / utils.len() as f64),
+        gpu_mem_pct: (all > 0.0).then(|| used * 100.0 / all),
+        gpus: r.gpus.len() as u32,
+        mem_pct: r.cgroup.as_ref().and_then(|c| c.mem_used_pct),
+        run,
+    }
+}
+
+/// What the money is: the box's price and what it has spent for nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub per_hour: f64,
+    /// Since the run ended on a box that still answers, plus GPU time idle
+    /// while RUNNING (the current stretch), in the price's currency.
+    pub wasted: f64,
+}
+
+/// What history says about this tick.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pace {
+    pub total: Option<u64>,
+    pub rate_per_h: Option<f64>,
+    pub eta_s: Option<i64>,
+    /// Box clock of the ETA.
+    pub eta_at: Option<i64>,
+    pub warnings: Vec<String>,
+    pub cost: Option<Cost>,
+}
+
+fn money(x: f64) -> String {
+    format!("${x:.2}")
+}
+
+/// Rate, ETA, slowdowns and money for the last entry of `entries` (this
+/// tick, already pushed). `end_evidence`: the box's clock of what says when
+/// the run ended (the done marker's or the log's mtime).
+pub fn pace(p: &crate::profile::Profile, entries: &[Entry], end_evidence: Option<i64>) -> Pace {
+    let mut out = Pace::default();
+    let Some(last) = entries.last() else {
+        return out;
+    };
+    let run = current_run(entries);
+    out.total = last.total.or(p.job.total_steps);
+    let th = &p.thresholds;
+    let frac = th.slow_pct / 100.0;
+    if last.verdict == Verdict::Running {
+        out.rate_per_h = rate_per_h(run);
+        if let (Some(step), Some(total), Some(r)) = (last.step, out.total, out.rate_per_h)
+            && r > 0.0
+            && step < total
+        {
+            let eta = ((total - step) as f64 / r * 3600.0).round() as i64;
+            out.eta_s = Some(eta);
+            out.eta_at = Some(last.at.saturating_add(eta));
+        }
+        if let Some((recent, base)) = slowdown(run, frac) {
+            out.warnings.push(format!(
+                "SLOW: {} over the last 3 ticks, under {:.0}% of the usual {} (thermal throttling, a noisy neighbour, a data-loader stall, a dying disk?)",
+                rate_words(recent),
+                th.slow_pct,
+                rate_words(base)
+            ));
+        }
+        if let Some((recent, base)) = gpu_collapse(run, frac) {
+            out.warnings.push(format!(
+                "GPU util fell to {recent:.0}% from {base:.0}% while the step advances: data-bound? (loader workers, CPU, disk)"
+            ));
+        }
+    }
+    let mut wasted = 0.0;
+    if let Some(idle) = idle_for(run, th.gpu_idle_pct)
+        && idle >= th.gpu_idle_for.as_secs() as i64
+    {
+        let cost = p.cost_per_hour.map(|c| c * idle as f64 / 3600.0);
+        wasted += cost.unwrap_or(0.0);
+        out.warnings.push(format!(
+            "GPUs idle {} while RUNNING (below {:.0}%){}",
+            crate::duration::human_secs(idle),
+            th.gpu_idle_pct,
+            cost.map(|c| format!(": ~{} of box time", money(c))).unwrap_or_default()
+        ));
+    }
+    if let Some(c) = p.cost_per_hour
+        && matches!(last.verdict, Verdict::Done | Verdict::Died | Verdict::Crashed)
+        && let Some(first) = since(entries, last.verdict)
+    {
+        // the run ended after the last tick that saw it going and by the
+        // first that saw it ended; the box's own evidence says where
+        let after = last_alive_before(entries, first);
+        let ended = match end_evidence {
+            Some(e) => e.min(first).max(after.unwrap_or(i64::MIN)),
+            None => first,
+        };
+        let secs = (last.at - ended).max(0);
+        let w = c * secs as f64 / 3600.0;
+        wasted += w;
+        out.warnings.push(format!(
+            "{} {} ago, box still billed: ~{} at {}/h: stop the box",
+            last.verdict,
+            crate::duration::human_secs(secs),
+            money(w),
+            money(c)
+        ));
+    }
+    out.cost = p.cost_per_hour.map(|per_hour| Cost {
+        per_hour,
+        wasted: (wasted * 100.0).round() / 100.0,
+    });
+    out
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A rate the way a person reads it: per minute when at least one a minute.
+pub fn rate_words(per_h: f64) -> String {
+    if per_h >= 60.0 {
+        format!("{}/min", one_decimal(per_h / 60.0))
+    } else {
+        format!("{}/h", one_decimal(per_h))
+    }
+}
+
+fn one_decimal(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// Eight levels, lowest to highest.
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// A sparkline of `v` scaled to `0..=max` (missing values are spaces).
+pub fn spark(v: &[Option<f64>], max: f64) -> String {
+    v.iter()
+        .map(|x| match x {
+            Some(x) if max > 0.0 => {
+                let i = ((x / max).clamp(0.0, 1.0) * 7.0).round() as usize;
+                BARS[i]
+            }
+            Some(_) => BARS[0],
+            None => ' ',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(at: i64, step: Option<u64>) -> Entry {
+        Entry {
+            at,
+            verdict: Verdict::Running,
+            step,
+            total: None,
+            gpu_util: Some(95.0),
+            gpu_mem_pct: Some(80.0),
+            gpus: 1,
+            mem_pct: Some(40.0),
+            run: Some(1000),
+        }
+    }
+
+    /// A run stepping `per_tick` every 30 minutes for `n` ticks from step `from`.
+    fn steady(n: usize, per_tick: u64) -> Vec<Entry> {
+        (0..n).map(|i| e(i as i64 * 1800, Some(i as u64 * per_tick))).collect()
+    }
+
+    #[test]
+    fn rate_is_steps_per_hour_and_a_missed_tick_is_only_a_longer_interval() {
+        let h = steady(5, 10);
+        assert_eq!(rate_per_h(&h), Some(20.0));
+        let mut missed = h.clone();
+        missed.remove(2);
+        assert_eq!(rate_per_h(&missed), Some(20.0), "a missed tick changes nothing");
+        assert_eq!(rate_per_h(&h[..1]), None, "one point is no rate");
+        assert_eq!(rate_words(20.0), "20.0/h");
+        assert_eq!(rate_words(126.0), "2.1/min");
+    }
+
+    #[test]
+    fn a_resume_starts_a_new_run_and_the_rate_with_it() {
+        let mut h = steady(6, 10);
+        // restarted from an earlier checkpoint: step 30 after 50
+        h.push(e(6 * 1800, Some(30)));
+        h.push(e(7 * 1800, Some(31)));
+        let run = current_run(&h);
+        assert_eq!(run.len(), 2);
+        assert_eq!(rate_per_h(run), Some(2.0));
+        // a new process (another run start) with steps still rising
+        let mut h = steady(4, 10);
+        let mut n = e(4 * 1800, Some(40));
+        n.run = Some(5000);
+        h.push(n);
+        assert_eq!(current_run(&h).len(), 1);
+        assert_eq!(rate_per_h(current_run(&h)), None);
+    }
+
+    #[test]
+    fn slow_on_a_halved_rate_and_not_on_noise() {
+        let mut h = steady(8, 20);
+        for i in 8..11 {
+            let last = h.last().unwrap().step.unwrap();
+            h.push(e(i * 1800, Some(last + 8)));
+        }
+        let (recent, base) = slowdown(&h, 0.5).expect("below half");
+        assert_eq!(recent, 16.0);
+        assert_eq!(base, 40.0);
+        assert!(slowdown(&h, 0.4).is_none(), "not below 40%");
+        // jitter of ±30% around a steady pace
+        let jitter = [14u64, 26, 20, 13, 27, 20, 15, 25, 20, 14, 26, 21];
+        let mut s = 0;
+        let h: Vec<Entry> = jitter
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                s += d;
+                e(i as i64 * 1800, Some(s))
+            })
+            .collect();
+        assert!(slowdown(&h, 0.5).is_none(), "noise is not SLOW");
+        // coarse steps: an epoch every other tick
+        let h: Vec<Entry> = (0..12).map(|i| e(i * 1800, Some(i as u64 / 2))).collect();
+        assert!(slowdown(&h, 0.5).is_none(), "an epoch every two ticks is steady");
+        assert!(slowdown(&steady(6, 20), 0.5).is_none(), "too little history");
+    }
+
+    #[test]
+    fn ticks_by_hand_in_a_minute_are_not_a_slowdown() {
+        let mut h = steady(10, 20);
+        let last = h.last().unwrap().clone();
+        for k in 1..4 {
+            let mut x = last.clone();
+            x.at += k * 10;
+            h.push(x);
+        }
+        assert!(slowdown(&h, 0.5).is_none());
+        let r = rate_per_h(&h).unwrap();
+        assert!((r - 40.0).abs() < 0.5, "{r}");
+    }
+
+    #[test]
+    fn a_slowdown_before_a_resume_is_not_the_new_runs() {
+        let mut h = steady(8, 20);
+        h.extend((0..3).map(|i| e((8 + i) * 1800, Some(10 + i as u64 * 5))));
+        assert!(
+            slowdown(current_run(&h), 0.5).is_none(),
+            "a new run has too little history"
+        );
+    }
+
+    #[test]
+    fn gpu_collapse_while_steps_advance() {
+        let mut h = steady(8, 20);
+        for x in h.iter_mut().skip(5) {
+            x.gpu_util = Some(20.0);
+        }
+        let (recent, base) = gpu_collapse(&h, 0.5).unwrap();
+        assert_eq!((recent, base), (20.0, 95.0));
+        // stalled: not a collapse (the stall says so)
+        for x in h.iter_mut().skip(5) {
+            x.step = Some(100);
+        }
+        assert!(gpu_collapse(&h, 0.5).is_none());
+    }
+
+    #[test]
+    fn idle_for_and_since() {
+        let mut h = steady(6, 10);
+        for x in h.iter_mut().skip(3) {
+            x.gpu_util = Some(2.0);
+        }
+        assert_eq!(idle_for(&h, 10.0), Some(2 * 1800));
+        assert_eq!(idle_for(&steady(3, 1), 10.0), None);
+        let mut h = steady(4, 10);
+        for i in 4..7 {
+            let mut d = e(i * 1800, Some(60));
+            d.verdict = Verdict::Done;
+            h.push(d);
+        }
+        assert_eq!(since(&h, Verdict::Done), Some(4 * 1800));
+        assert_eq!(last_alive_before(&h, 4 * 1800), Some(3 * 1800));
+    }
+
+    #[test]
+    fn push_bounds_and_a_clock_that_went_back_starts_over() {
+        let mut h = History::default();
+        for i in 0..10 {
+            push(&mut h, e(i, Some(i as u64)), 4);
+        }
+        assert_eq!(h.entries.iter().map(|x| x.at).collect::<Vec<_>>(), [6, 7, 8, 9]);
+        push(&mut h, e(7, Some(1)), 4);
+        assert_eq!(h.entries.iter().map(|x| x.at).collect::<Vec<_>>(), [6, 7]);
+    }
+
+    #[test]
+    fn corrupt_and_newer_files_are_set_aside_and_restarted() {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = History {
+            version: VERSION,
+            profile: "p".into(),
+            entries: vec![],
+        };
+        push(&mut h, e(1, Some(1)), 10);
+        save(d.path(), &h).unwrap();
+        assert_eq!(load(d.path(), "p"), (h.clone(), None));
+        std::fs::write(path(d.path(), "p"), "{not json").unwrap();
+        let (fresh, w) = load(d.path(), "p");
+        assert!(fresh.entries.is_empty());
+        assert!(w.unwrap().contains("corrupt"));
+        assert!(d.path().join("p.history.corrupt").exists());
+        std::fs::write(path(d.path(), "p"), r#"{"version":9,"profile":"p","entries":[]}"#).unwrap();
+        let (_, w) = load(d.path(), "p");
+        assert!(w.unwrap().contains("version 9"));
+        assert!(d.path().join("p.history.v9").exists());
+    }
+
+    #[test]
+    fn the_total_comes_from_the_progress_line() {
+        let re = regex::Regex::new(r"Epoch (\d+)").unwrap();
+        assert_eq!(total_of(&re, "Epoch 37/100 loss 0.2"), Some(100));
+        assert_eq!(total_of(&re, "Epoch 37 / 100"), Some(100));
+        assert_eq!(total_of(&re, "Epoch 3 of 10"), Some(10));
+        assert_eq!(total_of(&re, "Epoch 37 loss 0.2"), None);
+        assert_eq!(total_of(&re, "Epoch 37/0"), None, "a total of 0 is no total");
+        let tqdm = regex::Regex::new(r"(\d+)/\d+ \[").unwrap();
+        assert_eq!(
+            total_of(&tqdm, " 37%|###       | 370/1000 [01:02<01:45,  6.0it/s]"),
+            Some(1000)
+        );
+        let two = regex::Regex::new(r"step (\d+) of (\d+)").unwrap();
+        assert_eq!(total_of(&two, "step 3700 of 10000"), Some(10000));
+    }
+
+    #[test]
+    fn sparklines_scale_and_show_gaps() {
+        assert_eq!(spark(&[Some(0.0), Some(50.0), Some(100.0), None], 100.0), "▁▅█ ");
+        assert_eq!(spark(&[Some(3.0)], 0.0), "▁");
+    }
+}
