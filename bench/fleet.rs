@@ -9,6 +9,10 @@
 //!    tick followed by `curl` of the same URL (the shell alternative: `tick &&
 //!    curl hc-ping…`), both against a loopback sshd and a loopback HTTP server.
 //!
+//! 3. a tick whose profile has 288 ticks of history (six days at 30 min)
+//!    against one with none yet (what the history costs a tick), and
+//!    `gpupatrol history` over those 288.
+//!
 //! Prints medians and ratios; asserts nothing.
 
 #[path = "../tests/common/mod.rs"]
@@ -182,4 +186,51 @@ fn main() {
         ms(m[0]) / ms(m[2])
     );
     drop(sink);
+
+    // ---- 3. a tick with a full history vs an empty one; `history` itself ----------
+    // the history a 30-minute patrol keeps for six days, written as a tick would
+    let hist = sshd.profile("f-hist", &job);
+    let fresh = sshd.profile("f-fresh", &job);
+    let t = std::process::Command::new("date").arg("+%s").output().unwrap();
+    let now: i64 = String::from_utf8_lossy(&t.stdout).trim().parse().unwrap();
+    let entries: Vec<String> = (0..288)
+        .map(|i| {
+            format!(
+                r#"{{"at":{},"verdict":"RUNNING","step":{},"total":100000,"gpu_util":97.0,"gpu_mem_pct":88.0,"gpus":8,"mem_pct":44.0,"run":{}}}"#,
+                now - (288 - i) * 1800,
+                i * 40,
+                now - 300 * 1800
+            )
+        })
+        .collect();
+    let full = format!(
+        r#"{{"version":1,"profile":"f-hist","entries":[{}]}}"#,
+        entries.join(",")
+    );
+    let hist_file = sd.join("f-hist.history");
+    let fresh_file = sd.join("f-fresh.history");
+    let mut with_hist = || {
+        std::fs::write(&hist_file, &full).unwrap();
+        tick(&hist)
+    };
+    let mut without = || {
+        let _ = std::fs::remove_file(&fresh_file);
+        tick(&fresh)
+    };
+    let mut show = || {
+        std::fs::write(&hist_file, &full).unwrap();
+        let mut c = sshd.gpupatrol();
+        c.args(["history", "-p"]).arg(&hist);
+        c
+    };
+    let m = rounds(n, &mut [&mut with_hist, &mut without, &mut show]);
+    let size = std::fs::metadata(&hist_file).map(|m| m.len()).unwrap_or(0);
+    println!("3. the history (n={n}, medians; 288 ticks = {} KiB)", size / 1024);
+    println!("   gpupatrol tick, 288 ticks of history {:8.1} ms", ms(m[0]));
+    println!(
+        "   gpupatrol tick, no history yet        {:8.1} ms   history cost {:+.1} ms",
+        ms(m[1]),
+        ms(m[0]) - ms(m[1])
+    );
+    println!("   gpupatrol history (288 ticks)          {:8.1} ms", ms(m[2]));
 }

@@ -94,7 +94,16 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
     names.sort();
     assert_eq!(
         names,
-        ["chain_status", "doctor", "handbook", "status", "tick", "triage", "wait"]
+        [
+            "chain_status",
+            "doctor",
+            "handbook",
+            "history",
+            "status",
+            "tick",
+            "triage",
+            "wait"
+        ]
     );
     for t in &tools {
         assert_eq!(
@@ -151,6 +160,19 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
     assert!(text(&r).contains("m1 doctor:"), "{}", text(&r));
     let r = call(&c, "handbook", json!({"profile": "m1"})).await;
     assert!(text(&r).starts_with("# Recovery handbook: m1"), "{}", text(&r));
+    let r = call(&c, "history", json!({"profile": "m1"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert!(text(&r).starts_with("m1: "), "{}", text(&r));
+    assert!(
+        text(&r).contains("rate  ") && text(&r).contains("RUNNING"),
+        "{}",
+        text(&r)
+    );
+    let n = r.structured_content.clone().unwrap()["ticks"].as_array().unwrap().len();
+    assert!(
+        (1..=2).contains(&n),
+        "m1 ticked twice (two in one second of the box's clock count once): {n}"
+    );
     let r = call(&c, "chain_status", json!({"profile": "m1"})).await;
     assert!(is_error(&r), "m1 has no chain: {}", text(&r));
     assert!(text(&r).contains("chain"), "{}", text(&r));

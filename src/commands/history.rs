@@ -89,8 +89,9 @@ pub fn render(name: &str, entries: &[Entry], rates: &[Option<f64>], last: usize,
     let end = entries.last().map_or(0, |e| e.at);
     let run = history::current_run(entries);
     let mut out = format!(
-        "{name}: {} ticks, {} to {} (box clock, UTC)",
+        "{name}: {} tick{}, {} to {} (box clock, UTC)",
         entries.len(),
+        if entries.len() == 1 { "" } else { "s" },
         short(first),
         short(end)
     );

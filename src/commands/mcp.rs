@@ -188,6 +188,7 @@ impl Server {
                 .await
             }
             "handbook" => self.handbook(args).await,
+            "history" => self.history(args).await,
             "wait" => self.wait(args).await,
             other => Err(format!("no tool named {other:?}")),
         }
@@ -274,6 +275,20 @@ impl Server {
         let limit = limit + Duration::from_secs(crate::fleet::tick_bound(&p));
         let ran = self.gp(&argv, limit).await?;
         Ok(one_result(&ran))
+    }
+
+    async fn history(&self, args: &Map<String, Value>) -> ToolResult {
+        only(args, &["profile"])?;
+        let p = self.find(&need_str(args, "profile", "history")?)?;
+        let mut argv: Vec<OsString> = vec!["history".into(), "-p".into(), p.file.clone().into()];
+        let picture = self.gp(&argv, Duration::from_secs(30)).await?;
+        argv.push("--json".into());
+        let ran = self.gp(&argv, Duration::from_secs(30)).await?;
+        let mut r = lines_result(&ran, "ticks");
+        if !picture.stdout.trim().is_empty() {
+            r.content[0] = ContentBlock::text(picture.stdout.trim_end().to_string());
+        }
+        Ok(r)
     }
 
     async fn handbook(&self, args: &Map<String, Value>) -> ToolResult {
@@ -431,6 +446,12 @@ impl Server {
                 schema(json!({"profile": profile}), &["profile"]),
             )
             .annotate(ToolAnnotations::with_title("Recovery handbook").read_only(true).open_world(false)),
+            Tool::new(
+                "history",
+                "The profile's tick history from saved state (no connection): step-rate and GPU-utilisation sparklines, the last ticks as rows, and every tick as JSON.",
+                schema(json!({"profile": profile}), &["profile"]),
+            )
+            .annotate(ToolAnnotations::with_title("Tick history").read_only(true).open_world(false)),
             Tool::new(
                 "chain_status",
                 "Each stage of the on-box self-completion chain, by its sentinels on the box (one connection).",
