@@ -70,7 +70,7 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct McpArgs {
     /// The profiles it serves: a directory of *.yaml/*.yml, a file, or a glob (repeatable). Tools name these profiles and nothing else.
-    #[arg(long = "profiles", value_name = "DIR", required = true, value_hint = clap::ValueHint::AnyPath)]
+    #[arg(long = "profiles", value_name = "DIR", required = true, value_hint = clap::ValueHint::FilePath)]
     pub profiles: Vec<PathBuf>,
 }
 
@@ -154,6 +154,15 @@ fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// A duration, or a plain number of seconds (`--max-seconds 50`).
+fn seconds_arg(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second".into()),
+        Ok(n) => Ok(std::time::Duration::from_secs(n)),
+        Err(_) => duration_arg(s),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PatrolArgs {
     /// Profile YAML file, directory of them, or glob (repeat for several boxes; they are patrolled concurrently).
@@ -199,8 +208,8 @@ pub struct WaitArgs {
     /// Give up (exit 1) after this many ticks.
     #[arg(long, value_name = "N", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_ticks: u32,
-    /// Also give up (exit 1) rather than start a tick that would end after this long: 50s, 10m (a bound for a caller with a time limit).
-    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    /// Give up (exit 1) at this wall time, cutting off a tick still running: 50, 50s, 10m (for a caller with a time limit).
+    #[arg(long, value_name = "DUR", value_parser = seconds_arg)]
     pub max_seconds: Option<std::time::Duration>,
     /// Stop the waiter already watching this profile (SIGTERM), then take over.
     #[arg(long)]

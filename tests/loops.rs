@@ -154,6 +154,41 @@ fn wait_max_seconds_bounds_the_wall_time_and_returns_the_last_line() {
 }
 
 #[test]
+fn wait_max_seconds_cuts_off_a_tick_that_would_run_past_it() {
+    let sshd = Sshd::start();
+    let b = sshd.box_dir();
+    sshd.start_job("train", &b.join("wc.log"), "forever", 0, "0.2", None, None);
+    let p = sshd.run_profile("wc", "train", "");
+    // a wedged nvidia-smi: each tick waits out section_timeout (5s)
+    sshd.gpu_mode("hang");
+    let r = run(
+        wait_cmd(
+            &sshd,
+            &p,
+            &[
+                "--pattern",
+                "never printed",
+                "--interval",
+                "1s",
+                "--max-seconds",
+                "2",
+                "--json",
+            ],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "gave up: {}", r.stdout);
+    let last = r.json().pop().unwrap();
+    assert_eq!(last["wait"], "gave-up", "{last}");
+    assert!(last["detail"].as_str().unwrap().contains("cut off"), "{last}");
+    assert!(
+        r.elapsed < Duration::from_secs(4),
+        "a 5 s tick was cut at 2 s: {:?}",
+        r.elapsed
+    );
+}
+
+#[test]
 fn wait_pattern_is_literal_text_in_the_run_log() {
     let sshd = Sshd::start();
     let b = sshd.box_dir();

@@ -27,7 +27,9 @@ fn serve_dir(sshd: &Sshd, files: &[PathBuf]) -> PathBuf {
 /// The server as an agent starts it: `gpupatrol --state-dir … mcp --profiles DIR`.
 fn server_cmd(sshd: &Sshd, dir: &Path) -> tokio::process::Command {
     let mut c = sshd.gpupatrol();
-    c.arg("mcp").arg("--profiles").arg(dir);
+    // no PATH at all (clients launch servers with little): it needs none,
+    // not even a `kill` to stop an abandoned call's run
+    c.arg("mcp").arg("--profiles").arg(dir).env("PATH", "/nonexistent");
     tokio::process::Command::from(c)
 }
 
@@ -205,6 +207,23 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
         assert!(is_error(&r), "{tool} {args} must be refused: {}", text(&r));
         assert!(text(&r).contains(says), "{tool} {args}: {}", text(&r));
     }
+    // a second file named m1 appears while the server runs: neither m1 is served
+    std::fs::write(
+        dir.join("00-m1.yaml"),
+        std::fs::read_to_string(dir.join("m1.yaml")).unwrap(),
+    )
+    .unwrap();
+    let r = call(&c, "tick", json!({"profiles": ["m1"]})).await;
+    assert!(is_error(&r), "{}", text(&r));
+    let body = c
+        .read_resource(ReadResourceRequestParams::new("gpupatrol://profiles"))
+        .await
+        .unwrap();
+    let rmcp::model::ResourceContents::TextResourceContents { text: t, .. } = &body.contents[0] else {
+        panic!("text")
+    };
+    assert!(t.contains(r#"two profiles are named \"m1\""#), "{t}");
+    std::fs::remove_file(dir.join("00-m1.yaml")).unwrap();
     let unknown = c
         .call_tool(CallToolRequestParams::new("shell").with_arguments(Default::default()))
         .await;
@@ -313,6 +332,23 @@ async fn wait_returns_on_the_marker_and_gives_up_within_max_seconds() {
     assert!(ticks.len() >= 3, "ticks of the wait and its end: {s}");
     assert!(took < Duration::from_secs(10), "max_seconds 4 took {took:?}");
     assert_eq!(s["exit_code"], 1);
+
+    // a pattern may start with a dash: it is text, not an option
+    let r = call(
+        &c,
+        "wait",
+        json!({"profile": "w2", "pattern": "--- eval done", "interval_seconds": 1, "max_seconds": 2}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(
+        r.structured_content.clone().unwrap()["ticks"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["wait"],
+        "gave-up"
+    );
 
     // a call the agent abandons stops its waiter: the next wait is not refused
     let p = CallToolRequestParams::new("wait").with_arguments(

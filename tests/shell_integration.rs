@@ -119,30 +119,78 @@ fn fish_completes_subcommands_and_profile_files() {
     }
     assert_eq!(complete("gpupatrol tick -p "), ["a100.yaml", "fleet/", "h100.yml"]);
     assert_eq!(complete("gpupatrol check --profile fleet/"), ["fleet/box1.yaml"]);
+    assert_eq!(
+        complete("gpupatrol tick --profile="),
+        ["--profile=a100.yaml", "--profile=fleet/", "--profile=h100.yml"]
+    );
+}
+
+/// Type `line` and TAB TAB into an interactive `shell` on a real pty (after
+/// `setup`); what the terminal showed.
+fn typed(shell: &[&str], setup: &[String], line: &str, dir: &Path) -> String {
+    let Some(py) = python() else {
+        panic!("python3 drives the pty (CI installs it)");
+    };
+    let setup_file = dir.join(".pty-setup");
+    std::fs::write(&setup_file, setup.join("\n")).unwrap();
+    let mut c = Command::new(py);
+    c.arg(fixtures().join("pty_complete.py"))
+        .arg(&setup_file)
+        .arg(line)
+        .arg("--")
+        .args(shell);
+    let r = self::shell(c, dir);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
 }
 
 #[test]
-fn zsh_loads_the_completion_and_binds_it() {
+fn zsh_completes_profile_files_in_a_real_terminal() {
     if !have("zsh") && peer_missing("zsh") {
         return;
     }
     let d = workdir();
+    let fdir = d.path().join(".zfunc");
+    std::fs::create_dir(&fdir).unwrap();
     let s = script("zsh", d.path());
-    let mut c = Command::new("zsh");
-    c.args(["-f", "-c"]).arg(format!(
-        "autoload -U compinit && compinit -u -D && source {} && print -r -- ${{+functions[_gpupatrol]}} ${{_comps[gpupatrol]}}",
-        q(&s.to_string_lossy())
-    ));
-    let r = shell(c, d.path());
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.is_empty(), "{}", r.stderr);
-    assert_eq!(r.stdout.trim(), "1 _gpupatrol");
-    let text = std::fs::read_to_string(&s).unwrap();
-    assert_eq!(
-        text.matches(r#":_files -g "*.(yaml|yml)"'"#).count(),
-        text.matches("[Profile YAML file").count() + text.matches("--profiles=[").count(),
-        "every profile option is narrowed to profile files"
+    std::fs::rename(&s, fdir.join("_gpupatrol")).unwrap();
+    let setup = vec![
+        format!("fpath=({} $fpath)", q(&fdir.to_string_lossy())),
+        "autoload -Uz compinit".into(),
+        "compinit -u -D".into(),
+        "PS1='> '".into(),
+    ];
+    let out = typed(&["zsh", "-f", "-i"], &setup, "gpupatrol tick -p ", d.path());
+    assert!(
+        !out.contains("invalid argument") && !out.contains("command not found"),
+        "{out}"
     );
+    assert!(
+        out.contains("a100.yaml") && out.contains("fleet/") && out.contains("h100.yml"),
+        "{out}"
+    );
+    assert!(!out.contains("notes.txt") && !out.contains(".bak"), "{out}");
+    let out = typed(&["zsh", "-f", "-i"], &setup, "gpupatrol status -p fl", d.path());
+    assert!(out.contains("fleet/") && out.contains("box1.yaml"), "{out}");
+    let out = typed(&["zsh", "-f", "-i"], &setup, "gpupatrol tick --j", d.path());
+    assert!(out.contains("--jobs"), "options complete too: {out}");
+}
+
+#[test]
+fn bash_completes_into_folders_in_a_real_terminal() {
+    if !have("bash") && peer_missing("bash") {
+        return;
+    }
+    let d = workdir();
+    let s = script("bash", d.path());
+    let setup = vec![format!("source {}", q(&s.to_string_lossy())), "PS1='> '".into()];
+    for line in ["gpupatrol mcp --profiles fl", "gpupatrol tick -p fl"] {
+        let out = typed(&["bash", "--norc", "--noprofile", "-i"], &setup, line, d.path());
+        assert!(
+            out.contains("fleet/"),
+            "{line}: a folder completes with its slash: {out}"
+        );
+    }
 }
 
 #[test]

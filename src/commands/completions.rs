@@ -24,9 +24,30 @@ pub fn script(shell: Shell) -> String {
     narrow(shell, &s)
 }
 
-/// fish: complete paths, keep profile files and directories.
-const FISH_PROFILES: &str =
-    r#" -r -f -a "(string match -r -- '^[^\t]*(?:\.ya?ml|/)(?:\t.*)?\$' (__fish_complete_path (commandline -ct)))""#;
+/// fish: complete paths, keep profile files and directories (fish 3.x's
+/// own `__fish_complete_suffix` takes one suffix before 3.7).
+const FISH_PROFILES: &str = r#" -r -f -a "(__gpupatrol_profiles)""#;
+
+/// The helper it calls: the token without `--opt=`, `~/` as the home.
+const FISH_HELPER: &str = r#"
+function __gpupatrol_profiles
+    set -l tok (commandline -ct | string replace -r -- '^-[^=]*=' '')
+    set -l home ''
+    if string match -q -- '~/*' $tok
+        set tok (string replace -- '~/' "$HOME/" $tok)
+        set home 1
+    end
+    for c in (__fish_complete_path $tok)
+        if string match -qr -- '^[^\t]*(?:\.ya?ml|/)(?:\t.*)?$' $c
+            if test -n "$home"
+                string replace -- "$HOME/" '~/' $c
+            else
+                printf '%s\n' $c
+            end
+        end
+    end
+end
+"#;
 
 /// The options that take profiles.
 const PROFILE_OPTS: [&str; 3] = ["-p", "--profile", "--profiles"];
@@ -47,7 +68,8 @@ fn narrow(shell: Shell, s: &str) -> String {
                 if in_case && t == r#"COMPREPLY=($(compgen -f "${cur}"))"# {
                     line.replace(
                         t,
-                        r#"COMPREPLY=($(compgen -d -- "${cur}"; compgen -f -X '!*.yaml' -- "${cur}"; compgen -f -X '!*.yml' -- "${cur}"))"#,
+                        // folders, then profile files that are not folders
+                        r#"COMPREPLY=($(compgen -d -- "${cur}"; { compgen -f -X '!*.yaml' -- "${cur}"; compgen -f -X '!*.yml' -- "${cur}"; } | while IFS= read -r f; do [ -d "$f" ] || printf '%s\n' "$f"; done))"#,
                     )
                 } else {
                     line.to_string()
@@ -58,17 +80,18 @@ fn narrow(shell: Shell, s: &str) -> String {
                     .iter()
                     .any(|o| t.starts_with(o)) =>
             {
-                line.replace(":_files' \\", r#":_files -g "*.(yaml|yml)"' \\"#)
+                line.replace(":_files' \\", r#":_files -g "*.(yaml|yml)"' \"#)
             }
             Shell::Fish if t.contains(" -l profile ") || t.contains(" -l profiles ") => {
-                // files ending .yaml/.yml and directories (fish 3.x's own
-                // __fish_complete_suffix takes one suffix before 3.7)
                 line.replace(" -r -F", FISH_PROFILES)
             }
             _ => line.to_string(),
         };
         out.push_str(&l);
         out.push('\n');
+    }
+    if shell == Shell::Fish {
+        out.push_str(FISH_HELPER);
     }
     out
 }

@@ -64,7 +64,8 @@ pub fn pages() -> std::io::Result<Vec<(String, String)>> {
         if !subs.is_empty() {
             man.render_subcommands_section(&mut buf)?;
         }
-        buf.extend_from_slice(EXIT_STATUS.as_bytes());
+        let page = man.get_filename();
+        buf.extend_from_slice(exit_status(page.trim_end_matches(".1")).as_bytes());
         let mut see: Vec<String> = if top { vec![] } else { vec!["gpupatrol".into()] };
         see.extend(subs);
         let refs: Vec<String> = see
@@ -85,23 +86,70 @@ pub fn pages() -> std::io::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// The exit codes, on every page (every command keeps to them).
-const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
-.TP
-\fB0\fR
-ok: RUNNING, PENDING or DONE; a wait found what it waited for
-.TP
-\fB1\fR
-warning: a threshold crossed, INCOMPLETE; a wait gave up
-.TP
-\fB2\fR
-critical: STALLED, CRASHED, DIED, PREEMPTED; a wait saw a failure first
-.TP
-\fB3\fR
-unknown: UNREACHABLE, AUTH_FAILED, HOSTKEY_MISMATCH, PROBE_ERROR, a usage error, an interrupted run
-.PP
-With several profiles the worst code wins. What each command's codes mean exactly is in the README's command table.
-"#;
+/// The exit codes as this page's command uses them.
+fn exit_status(page: &str) -> String {
+    let codes: &[(&str, &str)] = match page {
+        "gpupatrol" | "gpupatrol-tick" | "gpupatrol-patrol" | "gpupatrol-doctor" | "gpupatrol-status"
+        | "gpupatrol-init" => &[
+            ("0", "ok: RUNNING, PENDING or DONE"),
+            (
+                "1",
+                "warning: a threshold crossed, INCOMPLETE, SLOW, a finished box still billed",
+            ),
+            ("2", "critical: STALLED, TIMEOUT, CRASHED, DIED, PREEMPTED"),
+            (
+                "3",
+                "unknown: UNREACHABLE, AUTH_FAILED, HOSTKEY_MISMATCH, PROBE_ERROR, patrol stale, a usage or profile error, an interrupted run",
+            ),
+        ],
+        "gpupatrol-wait" => &[
+            ("0", "the marker or the text appeared"),
+            ("1", "gave up (--max-ticks or --max-seconds)"),
+            ("2", "a failure came first (CRASHED, DIED, STALLED, TIMEOUT, PREEMPTED)"),
+            (
+                "3",
+                "unknown: unreachable past the circuit breaker, auth, host key, usage, interrupted",
+            ),
+        ],
+        "gpupatrol-triage" => &[("0", "a class"), ("1", "no known class (unknown)"), ("3", "an error")],
+        "gpupatrol-chain-status" => &[
+            ("0", "running or DONE"),
+            ("1", "stopped part-way"),
+            ("2", "a stage failed"),
+            ("3", "unknown: the box or the chain could not be read"),
+        ],
+        "gpupatrol-chain-install" => &[
+            ("0", "started, or already DONE and left alone"),
+            (
+                "3",
+                "refused (a chain or another install is alive, a run stopped part-way) or an error",
+            ),
+        ],
+        "gpupatrol-mcp" => &[
+            ("0", "the client closed the session"),
+            ("3", "nothing to serve, or an error"),
+        ],
+        "gpupatrol-history" => &[("0", "the history"), ("3", "no history yet, or an error")],
+        _ => &[
+            ("0", "done"),
+            (
+                "3",
+                "an error: usage, a profile that does not load, a file that cannot be written",
+            ),
+        ],
+    };
+    let mut out = String::from(".SH \"EXIT STATUS\"\n");
+    for (c, what) in codes {
+        out.push_str(&format!(".TP\n\\fB{c}\\fR\n{what}\n"));
+    }
+    if matches!(
+        page,
+        "gpupatrol" | "gpupatrol-tick" | "gpupatrol-patrol" | "gpupatrol-doctor" | "gpupatrol-status"
+    ) {
+        out.push_str(".PP\nWith several profiles the worst code wins.\n");
+    }
+    out
+}
 
 /// Non-ASCII characters as groff's `\[uXXXX]` escapes.
 fn ascii_roff(s: &str) -> String {

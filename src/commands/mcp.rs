@@ -51,7 +51,6 @@ pub async fn run(args: &McpArgs, state_dir: Option<&Path>) -> Result<i32> {
             served.errors.first().map(|e| format!(" ({e})")).unwrap_or_default()
         )));
     }
-    super::tick::unique_names(&served.profiles)?;
     eprintln!(
         "gpupatrol mcp: serving {} profile(s) from {} on stdio: {}",
         served.profiles.len(),
@@ -108,19 +107,37 @@ type ToolResult = std::result::Result<CallToolResult, String>;
 impl Server {
     fn load(&self) -> Served {
         let mut errors = Vec::new();
-        let mut profiles = Vec::new();
-        for p in &self.paths {
-            let (files, bad) = super::expand_profiles(std::slice::from_ref(p));
-            if bad > 0 && files.is_empty() {
-                errors.push(format!("{}: no profile here", p.display()));
-            }
-            for f in files {
-                match crate::profile::load(&f) {
-                    Ok(prof) => profiles.push(prof),
-                    Err(e) => errors.push(e.render()),
-                }
+        let mut profiles: Vec<Profile> = Vec::new();
+        // one expansion for all of them: a file reached twice is one file
+        let (files, bad) = super::expand_profiles(&self.paths);
+        if bad > 0 {
+            errors.push(format!("{bad} of {} gives no profile", shown(&self.paths)));
+        }
+        for f in files {
+            match crate::profile::load(&f) {
+                Ok(prof) => profiles.push(prof),
+                Err(e) => errors.push(e.render()),
             }
         }
+        // names key the state files: a name two files share is served by neither
+        let mut dup: Vec<String> = Vec::new();
+        for (i, p) in profiles.iter().enumerate() {
+            if profiles[..i].iter().any(|q| q.name == p.name) && !dup.contains(&p.name) {
+                dup.push(p.name.clone());
+            }
+        }
+        for d in &dup {
+            let files: Vec<String> = profiles
+                .iter()
+                .filter(|p| &p.name == d)
+                .map(|p| p.file.display().to_string())
+                .collect();
+            errors.push(format!(
+                "two profiles are named {d:?} ({}); names key the state files, so neither is served",
+                files.join(", ")
+            ));
+        }
+        profiles.retain(|p| !dup.contains(&p.name));
         Served { profiles, errors }
     }
 
@@ -197,6 +214,12 @@ impl Server {
     /// The profiles a `profiles` argument names (all served ones if absent).
     fn pick(&self, args: &Map<String, Value>) -> std::result::Result<Vec<Profile>, String> {
         let served = self.load();
+        if served.profiles.is_empty() {
+            return Err(format!(
+                "no profile is served now{}",
+                served.errors.first().map(|e| format!(" ({e})")).unwrap_or_default()
+            ));
+        }
         let wanted: Vec<String> = match args.get("profiles") {
             None | Some(Value::Null) => return Ok(served.profiles),
             Some(Value::String(s)) => vec![s.clone()],
@@ -341,7 +364,7 @@ impl Server {
                         }
                     ));
                 }
-                argv.extend(["--marker".into(), m.into()]);
+                argv.push(format!("--marker={m}").into());
             }
             (None, Some(t)) => {
                 if p.job.log.is_none() {
@@ -353,10 +376,11 @@ impl Server {
                 if t.is_empty() {
                     return Err("wait: pattern must not be empty".into());
                 }
-                argv.extend(["--pattern".into(), t.into()]);
+                // one argument: a pattern may start with `-`
+                argv.push(format!("--pattern={t}").into());
             }
             (None, None) => match declared.first() {
-                Some(m) => argv.extend(["--marker".into(), m.into()]),
+                Some(m) => argv.push(format!("--marker={m}").into()),
                 None => {
                     return Err(format!(
                         "wait: profile {} declares no done marker; give pattern (text to wait for in its log)",
@@ -427,7 +451,7 @@ impl Server {
                         "marker": {"type": "string", "description": "A marker path the profile declares."},
                         "pattern": {"type": "string", "description": "Literal text to wait for in the run's own log (job.log)."},
                         "interval_seconds": {"type": "integer", "minimum": 1, "maximum": 3600},
-                        "max_ticks": {"type": "integer", "minimum": 1},
+                        "max_ticks": {"type": "integer", "minimum": 1, "maximum": 100_000},
                         "max_seconds": {"type": "integer", "minimum": 1, "maximum": WAIT_MAX_S}
                     }),
                     &["profile"],
@@ -468,11 +492,9 @@ struct Term(Option<u32>);
 
 impl Drop for Term {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .stderr(std::process::Stdio::null())
-                .status();
+        // directly, not through a `kill` on PATH (a slim image has none)
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
         }
     }
 }

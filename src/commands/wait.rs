@@ -168,10 +168,32 @@ pub async fn run(args: &WaitArgs, state_dir: Option<&std::path::Path>) -> Result
     loop {
         ticks += 1;
         let tick_started = std::time::Instant::now();
+        // a tick that would end past --max-seconds is cut off there (a
+        // waiter's tick only looks: nothing half-done is left behind)
+        let cutoff = async {
+            match args.max_seconds {
+                Some(limit) => tokio::time::sleep(limit.saturating_sub(started.elapsed())).await,
+                None => std::future::pending().await,
+            }
+        };
         let t = tokio::select! {
             t = tick::run_with(&profile, &store, &opts) => t,
             s = crate::interrupted() => {
                 return Ok(finish(ticks - 1, "interrupted", None, format!("{s} after {} ticks", ticks - 1), exit_codes::UNKNOWN));
+            }
+            _ = cutoff => {
+                let limit = args.max_seconds.unwrap_or_default();
+                return Ok(finish(
+                    ticks - 1,
+                    "gave-up",
+                    None,
+                    format!(
+                        "gave up after {} ticks without {what}: tick {ticks} had not finished at --max-seconds {} and was cut off — wait again to go on",
+                        ticks - 1,
+                        crate::duration::human_secs(limit.as_secs() as i64)
+                    ),
+                    exit_codes::WARNING,
+                ));
             }
         };
         if !args.quiet {
