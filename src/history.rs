@@ -109,7 +109,7 @@ pub fn peek(dir: &Path, name: &str) -> Result<Option<History>, String> {
 }
 
 enum Bad {
-    Newer(u32),
+    Newer(u64),
     Corrupt(String),
     Unreadable(String),
 }
@@ -123,10 +123,33 @@ fn read(p: &Path) -> Result<Option<History>, Bad> {
     let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| Bad::Corrupt(e.to_string()))?;
     let version = v.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
     if version > u64::from(VERSION) {
-        return Err(Bad::Newer(version as u32));
+        return Err(Bad::Newer(version));
     }
-    let h: History = serde_json::from_value(v).map_err(|e| Bad::Corrupt(e.to_string()))?;
+    let mut h: History = serde_json::from_value(v).map_err(|e| Bad::Corrupt(e.to_string()))?;
+    sanitize(&mut h);
     Ok(Some(h))
+}
+
+/// Box clocks gpupatrol believes: 2020 to 2200. A box that says 1970 (a
+/// reboot before NTP) or a hand-edited file says nothing about the run.
+const SANE_AT: std::ops::RangeInclusive<i64> = 1_577_836_800..=7_258_118_400;
+
+/// Entries in time order with believable clocks and finite figures.
+fn sanitize(h: &mut History) {
+    let finite = |x: Option<f64>| x.filter(|v| v.is_finite() && (0.0..=1e6).contains(v));
+    h.entries.retain(|e| SANE_AT.contains(&e.at));
+    let mut last = i64::MIN;
+    h.entries.retain(|e| {
+        let ok = e.at > last;
+        last = last.max(e.at);
+        ok
+    });
+    for e in &mut h.entries {
+        e.run = e.run.filter(|r| SANE_AT.contains(r));
+        e.gpu_util = finite(e.gpu_util);
+        e.gpu_mem_pct = finite(e.gpu_mem_pct);
+        e.mem_pct = finite(e.mem_pct);
+    }
 }
 
 /// Write atomically (temp file + rename, 0600).
@@ -136,17 +159,36 @@ pub fn save(dir: &Path, h: &History) -> std::io::Result<()> {
     crate::fsutil::write_atomic(&path(dir, &h.profile), &data)
 }
 
-/// Append a tick, keeping the last `keep`. An entry from before the last
-/// one (the box's clock went back, or a restored box) starts over from it.
+/// Append a tick, keeping the last `keep`. A box clock outside 2020–2200 is
+/// not recorded. A tick in the same second as the last replaces it; one a
+/// little before the last (clock skew) is not recorded; one more than a day
+/// before it (a box replaced, a clock reset for good) starts the history over.
 pub fn push(h: &mut History, e: Entry, keep: usize) {
     h.version = VERSION;
-    h.entries.retain(|x| x.at < e.at);
+    if !SANE_AT.contains(&e.at) {
+        return;
+    }
+    match h.entries.last() {
+        Some(l) if e.at == l.at => {
+            h.entries.pop();
+        }
+        Some(l) if e.at < l.at && l.at - e.at <= 86_400 => return,
+        Some(l) if e.at < l.at => h.entries.clear(),
+        _ => {}
+    }
     h.entries.push(e);
     let keep = keep.clamp(1, MAX_KEEP);
     if h.entries.len() > keep {
         let cut = h.entries.len() - keep;
         h.entries.drain(..cut);
     }
+}
+
+/// `e` starts another run than `prev`: another process start, or a step
+/// that went back (a restart from an earlier checkpoint).
+pub fn new_run(prev: &Entry, e: &Entry) -> bool {
+    matches!((prev.run, e.run), (Some(a), Some(b)) if a.abs_diff(b) > RUN_SLACK_S as u64)
+        || matches!((prev.step, e.step), (Some(a), Some(b)) if b < a)
 }
 
 /// The current run's entries: after the last resume (another `run`, or a
@@ -160,7 +202,7 @@ pub fn current_run(entries: &[Entry]) -> &[Entry] {
         // a process start is read to the second, give or take one: a new
         // run starts later than that (a resume, a restart)
         if let (Some(r), Some(l)) = (e.run, last_run)
-            && (r - l).abs() > RUN_SLACK_S
+            && r.abs_diff(l) > RUN_SLACK_S as u64
         {
             break;
         }
@@ -186,7 +228,7 @@ fn points(run: &[Entry]) -> Vec<(i64, u64)> {
 
 /// Steps per hour between two points.
 fn rate(a: (i64, u64), b: (i64, u64)) -> Option<f64> {
-    let dt = b.0 - a.0;
+    let dt = b.0.saturating_sub(a.0);
     (dt > 0 && b.1 >= a.1).then(|| (b.1 - a.1) as f64 * 3600.0 / dt as f64)
 }
 
@@ -195,7 +237,7 @@ fn rate(a: (i64, u64), b: (i64, u64)) -> Option<f64> {
 fn usual_gap(p: &[(i64, u64)]) -> Option<f64> {
     let mut gaps: Vec<f64> = p
         .windows(2)
-        .map(|w| (w[1].0 - w[0].0) as f64)
+        .map(|w| w[1].0.saturating_sub(w[0].0) as f64)
         .filter(|g| *g > 0.0)
         .collect();
     (!gaps.is_empty()).then(|| median(&mut gaps))
@@ -204,11 +246,25 @@ fn usual_gap(p: &[(i64, u64)]) -> Option<f64> {
 /// The point a window of `span` seconds ending at `end` starts from: the
 /// latest point at least `span` before it.
 fn window_start(p: &[(i64, u64)], end: usize, span: f64) -> Option<usize> {
-    (0..end).rev().find(|&i| (p[end].0 - p[i].0) as f64 >= span)
+    (0..end).rev().find(|&i| p[end].0.saturating_sub(p[i].0) as f64 >= span)
 }
 
-/// The rate is read over the last six usual gaps.
+/// The usual time one step takes in this run (seconds), where it advanced.
+fn step_time(p: &[(i64, u64)]) -> Option<f64> {
+    let (a, z) = (p.first()?, p.last()?);
+    let steps = z.1.checked_sub(a.1).filter(|s| *s > 0)?;
+    Some(z.0.saturating_sub(a.0) as f64 / steps as f64)
+}
+
+/// A window long enough to hold `gaps` usual gaps and `steps` usual steps
+/// (an epoch that takes four ticks is not a slowdown between epochs).
+fn span(p: &[(i64, u64)], gaps: f64, steps: f64) -> Option<f64> {
+    Some((gaps * usual_gap(p)?).max(steps * step_time(p).unwrap_or(0.0)))
+}
+
+/// The rate is read over the last six usual gaps (and four steps).
 const RATE_GAPS: f64 = 6.0;
+const WINDOW_STEPS: f64 = 4.0;
 /// A slowdown compares the last three usual gaps with the windows of three before them.
 const RECENT_GAPS: f64 = 3.0;
 const BASELINE_WINDOWS: usize = 3;
@@ -219,7 +275,7 @@ const BASELINE_WINDOWS: usize = 3;
 pub fn rate_per_h(run: &[Entry]) -> Option<f64> {
     let p = points(run);
     let end = p.len().checked_sub(1)?;
-    let from = window_start(&p, end, RATE_GAPS * usual_gap(&p)?).unwrap_or(0);
+    let from = window_start(&p, end, span(&p, RATE_GAPS, WINDOW_STEPS)?).unwrap_or(0);
     (from < end).then(|| rate(p[from], p[end])).flatten()
 }
 
@@ -229,7 +285,7 @@ pub fn rate_per_h(run: &[Entry]) -> Option<f64> {
 pub fn slowdown(run: &[Entry], frac: f64) -> Option<(f64, f64)> {
     let p = points(run);
     let n = p.len();
-    let span = RECENT_GAPS * usual_gap(&p)?;
+    let span = span(&p, RECENT_GAPS, WINDOW_STEPS)?;
     let start = window_start(&p, n.checked_sub(1)?, span)?;
     let recent = rate(p[start], p[n - 1])?;
     let mut windows: Vec<f64> = (1..=start)
@@ -266,27 +322,32 @@ pub fn gpu_collapse(run: &[Entry], frac: f64) -> Option<(f64, f64)> {
 
 /// How long (s) the GPUs have idled below `idle_pct` while the run is
 /// RUNNING: from the first of the trailing idle ticks to the last.
+/// A step that advances through the stretch is a data-bound run, not idle
+/// GPUs (its own warning says so).
 pub fn idle_for(run: &[Entry], idle_pct: f64) -> Option<i64> {
+    let last = run.last()?;
     let mut first = None;
     for e in run.iter().rev() {
         match e.gpu_util {
-            Some(u) if u < idle_pct && e.verdict == Verdict::Running => first = Some(e.at),
+            Some(u) if u < idle_pct && e.verdict == Verdict::Running && e.step == last.step => first = Some(e.at),
             _ => break,
         }
     }
-    Some(run.last()?.at - first?)
+    Some(last.at.saturating_sub(first?))
 }
 
 /// Since when (box clock) the run has shown `v` without a break: the first
-/// of the trailing ticks with that verdict.
+/// of the trailing ticks with that verdict. A gap of more than four usual
+/// gaps (and an hour) is a break: the box may have been down or stopped.
 pub fn since(run: &[Entry], v: Verdict) -> Option<i64> {
-    let mut first = None;
+    let p: Vec<(i64, u64)> = run.iter().map(|e| (e.at, 0)).collect();
+    let limit = (4.0 * usual_gap(&p).unwrap_or(0.0)).max(3600.0);
+    let mut first: Option<i64> = None;
     for e in run.iter().rev() {
-        if e.verdict == v {
-            first = Some(e.at);
-        } else {
+        if e.verdict != v || first.is_some_and(|f| f.saturating_sub(e.at) as f64 > limit) {
             break;
         }
+        first = Some(e.at);
     }
     first
 }
@@ -386,13 +447,16 @@ pub fn pace(p: &crate::profile::Profile, entries: &[Entry], end_evidence: Option
             && r > 0.0
             && step < total
         {
-            let eta = ((total - step) as f64 / r * 3600.0).round() as i64;
-            out.eta_s = Some(eta);
-            out.eta_at = Some(last.at.saturating_add(eta));
+            // past ten years is no ETA a person can use
+            let eta = (total - step) as f64 / r * 3600.0;
+            if eta < 10.0 * 365.0 * 86_400.0 {
+                out.eta_s = Some(eta.round() as i64);
+                out.eta_at = Some(last.at.saturating_add(eta.round() as i64));
+            }
         }
         if let Some((recent, base)) = slowdown(run, frac) {
             out.warnings.push(format!(
-                "SLOW: {} over the last 3 ticks, under {:.0}% of the usual {} (thermal throttling, a noisy neighbour, a data-loader stall, a dying disk?)",
+                "SLOW: {} lately, under {:.0}% of the usual {} (thermal throttling, a noisy neighbour, a data-loader stall, a dying disk?)",
                 rate_words(recent),
                 th.slow_pct,
                 rate_words(base)
@@ -417,18 +481,21 @@ pub fn pace(p: &crate::profile::Profile, entries: &[Entry], end_evidence: Option
             cost.map(|c| format!(": ~{} of box time", money(c))).unwrap_or_default()
         ));
     }
-    if let Some(c) = p.cost_per_hour
+    if let Some(c) = p.cost_per_hour.filter(|c| *c > 0.0)
         && matches!(last.verdict, Verdict::Done | Verdict::Died | Verdict::Crashed)
         && let Some(first) = since(entries, last.verdict)
     {
         // the run ended after the last tick that saw it going and by the
-        // first that saw it ended; the box's own evidence says where
-        let after = last_alive_before(entries, first);
-        let ended = match end_evidence {
-            Some(e) => e.min(first).max(after.unwrap_or(i64::MIN)),
-            None => first,
+        // first that saw it ended; the box's own evidence says where. With
+        // no tick that saw it going (a first tick, a box down meanwhile),
+        // only from the first tick that saw it ended: old files may predate
+        // this boot, or this box.
+        let ended = match (last_alive_before(entries, first), end_evidence) {
+            (Some(after), Some(e)) if first.saturating_sub(after) <= 4 * 3600 => e.clamp(after, first),
+            (Some(after), None) if first.saturating_sub(after) <= 4 * 3600 => first,
+            _ => first,
         };
-        let secs = (last.at - ended).max(0);
+        let secs = last.at.saturating_sub(ended).max(0);
         let w = c * secs as f64 / 3600.0;
         wasted += w;
         out.warnings.push(format!(
@@ -617,6 +684,10 @@ mod tests {
         for x in h.iter_mut().skip(3) {
             x.gpu_util = Some(2.0);
         }
+        assert_eq!(idle_for(&h, 10.0), Some(0), "the step advances: data-bound, not idle");
+        for x in h.iter_mut().skip(3) {
+            x.step = Some(30);
+        }
         assert_eq!(idle_for(&h, 10.0), Some(2 * 1800));
         assert_eq!(idle_for(&steady(3, 1), 10.0), None);
         let mut h = steady(4, 10);
@@ -631,13 +702,89 @@ mod tests {
 
     #[test]
     fn push_bounds_and_a_clock_that_went_back_starts_over() {
+        const T: i64 = 1_780_000_000;
+        let ats = |h: &History| h.entries.iter().map(|x| x.at - T).collect::<Vec<_>>();
         let mut h = History::default();
         for i in 0..10 {
-            push(&mut h, e(i, Some(i as u64)), 4);
+            push(&mut h, e(T + i, Some(i as u64)), 4);
         }
-        assert_eq!(h.entries.iter().map(|x| x.at).collect::<Vec<_>>(), [6, 7, 8, 9]);
-        push(&mut h, e(7, Some(1)), 4);
-        assert_eq!(h.entries.iter().map(|x| x.at).collect::<Vec<_>>(), [6, 7]);
+        assert_eq!(ats(&h), [6, 7, 8, 9]);
+        push(&mut h, e(T + 9, Some(9)), 4);
+        assert_eq!(ats(&h), [6, 7, 8, 9], "the same second replaces");
+        push(&mut h, e(T + 7, Some(1)), 4);
+        assert_eq!(ats(&h), [6, 7, 8, 9], "a little skew is not recorded");
+        push(&mut h, e(86_400 * 2, Some(1)), 4);
+        assert_eq!(ats(&h), [6, 7, 8, 9], "1970 is no clock");
+        push(&mut h, e(T - 5 * 86_400, Some(1)), 4);
+        assert_eq!(ats(&h), [-5 * 86_400], "days back: another box, start over");
+    }
+
+    #[test]
+    fn hostile_files_are_cleaned_on_load() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            path(d.path(), "p"),
+            r#"{"version":1,"profile":"p","entries":[
+              {"at":-9223372036854775808,"verdict":"RUNNING","step":1},
+              {"at":1780000000,"verdict":"RUNNING","step":1,"run":-9223372036854775808,"gpu_util":1e300},
+              {"at":1779999000,"verdict":"RUNNING","step":2},
+              {"at":1780001800,"verdict":"DONE","step":9}]}"#,
+        )
+        .unwrap();
+        let (h, w) = load(d.path(), "p");
+        assert_eq!(w, None);
+        assert_eq!(
+            h.entries.iter().map(|x| x.at).collect::<Vec<_>>(),
+            [1_780_000_000, 1_780_001_800]
+        );
+        assert_eq!((h.entries[0].run, h.entries[0].gpu_util), (None, None));
+        let mut p =
+            crate::profile::parse(Path::new("p.yaml"), "name: p\ntransport: local\ncost_per_hour: 2\n").unwrap();
+        p.history = 10;
+        let pc = pace(&p, &h.entries, Some(i64::MIN));
+        assert!(pc.cost.unwrap().wasted.is_finite());
+    }
+
+    #[test]
+    fn waste_is_counted_from_what_the_box_shows_and_never_across_a_gap() {
+        let p = crate::profile::parse(Path::new("p.yaml"), "name: p\ntransport: local\ncost_per_hour: 3.6\n").unwrap();
+        let mut h = steady(4, 10);
+        let mut d = e(4 * 1800, Some(40));
+        d.verdict = Verdict::Done;
+        h.push(d.clone());
+        // the marker landed 10 minutes after the last RUNNING tick
+        let pc = pace(&p, &h, Some(3 * 1800 + 600));
+        assert_eq!(pc.cost.as_ref().unwrap().wasted, 1.2, "20 min at 3.60/h");
+        assert!(
+            pc.warnings[0].starts_with("DONE 20m ago, box still billed: ~$1.20 at $3.60/h"),
+            "{:?}",
+            pc.warnings
+        );
+        // a marker from a month ago is no earlier than the last RUNNING tick
+        let pc = pace(&p, &h, Some(-30 * 86_400));
+        assert_eq!(pc.cost.unwrap().wasted, 1.8);
+        // first tick ever: only from now
+        let pc = pace(&p, &h[4..], Some(-30 * 86_400));
+        assert_eq!(pc.cost.unwrap().wasted, 0.0);
+        // DONE three days ago, then nothing until now: from now
+        let mut later = d.clone();
+        later.at += 3 * 86_400;
+        h.push(later);
+        let pc = pace(&p, &h, None);
+        assert_eq!(pc.cost.unwrap().wasted, 0.0);
+    }
+
+    #[test]
+    fn coarse_epochs_are_not_slow() {
+        for k in 2..=12u64 {
+            let h: Vec<Entry> = (0..60).map(|i| e(i as i64 * 1800, Some(i as u64 / k))).collect();
+            for n in 20..60 {
+                assert!(
+                    slowdown(&h[..n], 0.5).is_none(),
+                    "an epoch every {k} ticks, at tick {n}"
+                );
+            }
+        }
     }
 
     #[test]

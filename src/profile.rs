@@ -742,11 +742,11 @@ impl Validator<'_> {
             thresholds.gpu_idle_for = self.dur(&t.gpu_idle_for, "thresholds.gpu_idle_for", thresholds.gpu_idle_for)?;
         }
         let cost_per_hour = match &raw.cost_per_hour {
-            Some(c) if !(c.value.is_finite() && c.value >= 0.0) => {
+            Some(c) if !(c.value.is_finite() && (0.0..=1e6).contains(&c.value)) => {
                 return Err(self.err(
                     c.referenced.line(),
                     "cost_per_hour",
-                    "must be a price per hour, 0 or more (2.49)",
+                    "must be a price per hour from 0 to 1000000 (2.49)",
                 ));
             }
             c => c.as_ref().map(|c| c.value),

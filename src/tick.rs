@@ -161,9 +161,12 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
         };
         let entry = crate::history::entry_of(&draft, f, total, decision.next.run_started);
         crate::history::push(&mut h, entry, profile.history);
+        // when the run ended, by the box: the later of the marker and the
+        // log (a marker left by an earlier run is older than this run's log)
+        let log_mtime = f.log.as_ref().map(|l| l.mtime).filter(|m| *m > 0);
         let evidence = match decision.verdict {
-            crate::verdict::Verdict::Done => f.markers.done_marker_mtime,
-            _ => f.log.as_ref().map(|l| l.mtime).filter(|m| *m > 0),
+            crate::verdict::Verdict::Done => f.markers.done_marker_mtime.max(log_mtime),
+            _ => log_mtime,
         };
         let pc = crate::history::pace(profile, &h.entries, evidence);
         extra.extend(pc.warnings.iter().cloned());
@@ -171,6 +174,18 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
         if opts.act {
             history = Some(h);
         }
+    } else if let Some(per_hour) = profile.cost_per_hour {
+        // a box that did not answer may still bill: its price stays in
+        // the fleet's burn, with the waste its last tick counted
+        let wasted = prev
+            .summary
+            .as_ref()
+            .and_then(|s| s.cost.as_ref())
+            .map_or(0.0, |c| c.wasted);
+        pace = Some(crate::history::Pace {
+            cost: Some(crate::history::Cost { per_hour, wasted }),
+            ..Default::default()
+        });
     }
     let build = |decision: &Decision, extra: &[String], elapsed_ms: u64| {
         report::build(report::Inputs {

@@ -170,7 +170,19 @@ fn gpus_idle_while_running_cost_is_named() {
     let sshd = Sshd::start();
     let b = sshd.box_dir();
     let log = b.join("hi.log");
-    paced_job(&sshd, "hi", &log, 1000, 1000, &b.join("hi.DONE"));
+    // one step, then a wait that never ends (a hung data loader polling):
+    // alive, the step standing still, the GPUs idle
+    let script = format!(
+        "echo 'Epoch 1/400' >> {}; while :; do sleep 0.5; done",
+        q(&log.to_string_lossy())
+    );
+    assert!(
+        sshd.tmux()
+            .args(["new-session", "-d", "-s", "hi", "sh", "-c", &script])
+            .status()
+            .unwrap()
+            .success()
+    );
     sshd.gpu_mode("idle");
     let p = sshd.run_profile("hi", "hi", "thresholds: { gpu_idle_for: 2s }\ncost_per_hour: 36\n");
     let t1 = tick(&sshd, &p);

@@ -48,20 +48,29 @@ pub fn run(args: &HistoryArgs, state_dir: Option<&std::path::Path>) -> Result<i3
     Ok(exit_codes::OK)
 }
 
-/// Each entry's rate since the previous step of the same run (steps/h).
+/// Each entry's rate since the previous step of the same run (steps/h),
+/// in one pass: a run starts where `current_run` would start one.
 pub fn interval_rates(entries: &[Entry]) -> Vec<Option<f64>> {
     let mut out = Vec::with_capacity(entries.len());
-    for i in 0..entries.len() {
-        let run = history::current_run(&entries[..=i]);
-        let pts: Vec<&Entry> = run.iter().filter(|e| e.step.is_some()).collect();
-        let r = match pts.as_slice() {
-            [.., a, b] if b.at == entries[i].at && b.at > a.at => {
-                let (sa, sb) = (a.step.unwrap_or(0), b.step.unwrap_or(0));
-                (sb >= sa).then(|| (sb - sa) as f64 * 3600.0 / (b.at - a.at) as f64)
+    let mut prev: Option<&Entry> = None;
+    let mut last_step: Option<(i64, u64)> = None;
+    for e in entries {
+        if let Some(p) = prev
+            && history::new_run(p, e)
+        {
+            last_step = None;
+        }
+        let r = match (last_step, e.step) {
+            (Some((t, s)), Some(now)) if e.at > t && now >= s => {
+                Some((now - s) as f64 * 3600.0 / e.at.saturating_sub(t) as f64)
             }
             _ => None,
         };
         out.push(r);
+        if let Some(s) = e.step {
+            last_step = Some((e.at, s));
+        }
+        prev = Some(e);
     }
     out
 }
@@ -89,7 +98,7 @@ pub fn render(name: &str, entries: &[Entry], rates: &[Option<f64>], last: usize,
     let end = entries.last().map_or(0, |e| e.at);
     let run = history::current_run(entries);
     let mut out = format!(
-        "{name}: {} tick{}, {} to {} (box clock, UTC)",
+        "{name}: {} tick{}, {} to {} (box clock)",
         entries.len(),
         if entries.len() == 1 { "" } else { "s" },
         short(first),
@@ -101,7 +110,8 @@ pub fn render(name: &str, entries: &[Entry], rates: &[Option<f64>], last: usize,
         out.push_str(&format!("; this run since {}", short(r.at)));
     }
     out.push('\n');
-    let cols = width.saturating_sub(12).clamp(8, 120);
+    // "rate  " + the line + "  max 123.4/min" fit the width
+    let cols = width.saturating_sub(22).clamp(8, 120);
     let from = entries.len().saturating_sub(cols);
     let max_rate = rates[from..].iter().flatten().cloned().fold(0.0, f64::max);
     out.push_str(&format!(
@@ -176,5 +186,13 @@ mod tests {
         assert!(s.contains("gpu   ██████▂▂▂▂  0-100%"), "{s}");
         assert_eq!(s.lines().filter(|l| l.contains("RUNNING")).count(), 3, "{s}");
         assert!(s.contains("70/100"), "{s}");
+        // six days of ticks fit 80 columns
+        let long: Vec<Entry> = (0..288)
+            .map(|i| e(1_780_000_000 + i * 1800, i as u64 * 1000, 95.0))
+            .collect();
+        let s = render("a100-box-with-a-long-name", &long, &interval_rates(&long), 5, 80);
+        for l in s.lines() {
+            assert!(l.chars().count() <= 80, "{} columns: {l}", l.chars().count());
+        }
     }
 }
