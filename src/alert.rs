@@ -84,8 +84,10 @@ pub fn due(cfg: &Alert, st: &AlertState, r: &Report, now: i64) -> bool {
         // alerts once per cooldown)
         return cooled || r.severity.urgency() > st.last_severity.map(Severity::urgency).unwrap_or(0);
     }
-    // the same verdict: remind while critical or unknown, once per cooldown
-    matches!(r.severity, Severity::Critical | Severity::Unknown) && cooled
+    // the same verdict: remind while critical or unknown, and while a box
+    // bills for a run that ended, once per cooldown (until someone stops it)
+    let billing = r.warnings.iter().any(|w| w.contains(crate::history::BILLED));
+    (matches!(r.severity, Severity::Critical | Severity::Unknown) || billing) && cooled
 }
 
 /// Record an attempt in the alert state: a delivery that worked moves the
@@ -334,6 +336,19 @@ mod tests {
         let st = delivered(Verdict::Died, 1000);
         assert!(!due(&cfg(), &st, &rep(Verdict::Died, false), 1100));
         assert!(due(&cfg(), &st, &rep(Verdict::Died, false), 1900));
+    }
+
+    #[test]
+    fn a_finished_run_on_a_billing_box_is_reminded_once_per_cooldown() {
+        let mut r = rep(Verdict::Done, false);
+        r.severity = Severity::Warning;
+        r.warnings = vec!["DONE 2h ago, box still billed: ~$4.80 at $2.40/h: stop the box".into()];
+        let mut st = delivered(Verdict::Done, 1000);
+        st.last_severity = Some(Severity::Warning);
+        assert!(!due(&cfg(), &st, &r, 1100), "within the cooldown");
+        assert!(due(&cfg(), &st, &r, 1900), "after it: a reminder");
+        r.warnings = vec!["disk 91% used".into()];
+        assert!(!due(&cfg(), &st, &r, 1900), "another warning is not reminded");
     }
 
     #[test]

@@ -425,6 +425,9 @@ pub struct Pace {
     pub cost: Option<Cost>,
 }
 
+/// The words of the waste warning (the alert reminds of it).
+pub const BILLED: &str = "box still billed";
+
 fn money(x: f64) -> String {
     format!("${x:.2}")
 }
@@ -499,7 +502,7 @@ pub fn pace(p: &crate::profile::Profile, entries: &[Entry], end_evidence: Option
         let w = c * secs as f64 / 3600.0;
         wasted += w;
         out.warnings.push(format!(
-            "{} {} ago, box still billed: ~{} at {}/h: stop the box",
+            "{} {} ago, {BILLED}: ~{} at {}/h: stop the box",
             last.verdict,
             crate::duration::human_secs(secs),
             money(w),
