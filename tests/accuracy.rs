@@ -103,6 +103,12 @@ enum Does {
     Stranger,
     /// a loop of short commands, one epoch each (the shell has no child between two)
     Steps,
+    /// a tqdm bar with its total, `\r` only: the ETA from two ticks
+    Eta,
+    /// finishes with the marker on a box with `cost_per_hour`: still billed
+    Billed,
+    /// `Rerun` on a box with `cost_per_hour`: billed when DONE and DIED, not while re-running
+    RerunBilled,
 }
 
 impl Does {
@@ -125,17 +131,22 @@ impl Does {
             Does::Hung => "hung after its last checkpoint",
             Does::Stranger => "pidfile from before a reboot",
             Does::Steps => "a loop of short commands (10 ticks)",
+            Does::Eta => "tqdm `\\r` bar with a total: ETA",
+            Does::Billed => "finishes, box still billed",
+            Does::RerunBilled => "DONE, re-run, killed, box billed",
         }
     }
 }
 
-/// What one tick must say: verdict, crash class, exit code, words in the line.
+/// What one tick must say: verdict, crash class, exit code, words in the
+/// line, and words it must not have.
 #[derive(Debug, Clone, Copy)]
 struct Expect {
     verdict: &'static str,
     class: Option<&'static str>,
     exit: i32,
     words: &'static [&'static str],
+    absent: &'static [&'static str],
 }
 
 const fn e(verdict: &'static str, class: Option<&'static str>, exit: i32, words: &'static [&'static str]) -> Expect {
@@ -144,6 +155,14 @@ const fn e(verdict: &'static str, class: Option<&'static str>, exit: i32, words:
         class,
         exit,
         words,
+        absent: &[],
+    }
+}
+
+impl Expect {
+    const fn without(mut self, absent: &'static [&'static str]) -> Expect {
+        self.absent = absent;
+        self
     }
 }
 
@@ -155,6 +174,19 @@ const DONE: Expect = e("DONE", None, 0, &["step 3"]);
 const STALE: Expect = e("RUNNING", None, 0, &["stale done marker"]);
 const TIMEOUT: Expect = e("TIMEOUT", None, 2, &["max_runtime"]);
 const BUFFERED: Expect = e("RUNNING", None, 1, &["block_buffered_stdout"]);
+/// The first tick reads the total; the second, a second later, the rate and the ETA.
+const ETA: &[Expect] = &[
+    e("RUNNING", None, 0, &["/400"]).without(&["ETA"]),
+    e("RUNNING", None, 0, &["/400 (+", "/min, ETA "]),
+];
+/// A finished run on a box that bills: DONE, a warning until it is stopped.
+const BILLED: Expect = e("DONE", None, 1, &["step 3", "box still billed"]);
+/// The re-run beside the old marker is not a finished run: nothing billed.
+const RERUN_BILLED: &[Expect] = &[
+    BILLED,
+    e("RUNNING", None, 0, &["stale done marker"]).without(&["billed"]),
+    e("DIED", None, 2, &["stale done marker", "box still billed"]),
+];
 
 struct Row {
     start: Start,
@@ -185,6 +217,9 @@ const ROWS: &[Row] = &[
     row(TmuxCmd, Stale, &[STALE]),
     row(TmuxCmd, MaxRuntime, &[TIMEOUT]),
     row(TmuxCmd, Steps, &[RUNNING]),
+    row(TmuxCmd, Eta, ETA),
+    row(TmuxCmd, Billed, &[BILLED]),
+    row(TmuxCmd, RerunBilled, RERUN_BILLED),
     row(
         TmuxCmd,
         Rerun,
@@ -207,6 +242,9 @@ const ROWS: &[Row] = &[
     row(TmuxTyped, Buffered, &[BUFFERED]),
     row(TmuxTyped, Hung, &[STALLED]),
     row(TmuxTyped, Steps, &[RUNNING]),
+    row(TmuxTyped, Eta, ETA),
+    row(TmuxTyped, Billed, &[BILLED]),
+    row(TmuxTyped, RerunBilled, RERUN_BILLED),
     row(
         TmuxTyped,
         Rerun,
@@ -243,6 +281,8 @@ const ROWS: &[Row] = &[
     row(TmuxBusybox, Cr, &[RUNNING]),
     row(TmuxBusybox, Traceback, &[CUDA_OOM]),
     row(TmuxBusybox, SigKill, &[e("DIED", None, 2, &["tmux shell idle"])]),
+    row(TmuxBusybox, Eta, ETA),
+    row(TmuxBusybox, Billed, &[BILLED]),
     row(Jump, Progress, &[RUNNING]),
     row(Jump, Cr, &[RUNNING]),
     row(Jump, Traceback, &[CUDA_OOM]),
@@ -270,6 +310,9 @@ const ROWS: &[Row] = &[
     row(Nohup, MaxRuntime, &[TIMEOUT]),
     row(Nohup, Buffered, &[BUFFERED]),
     row(Nohup, Hung, &[STALLED]),
+    row(Nohup, Eta, ETA),
+    row(Nohup, Billed, &[BILLED]),
+    row(Nohup, RerunBilled, RERUN_BILLED),
     row(
         Nohup,
         Rerun,
@@ -298,6 +341,7 @@ const ROWS: &[Row] = &[
     row(Pidfile, MaxRuntime, &[TIMEOUT]),
     row(Pidfile, Buffered, &[BUFFERED]),
     row(Pidfile, Hung, &[STALLED]),
+    row(Pidfile, Billed, &[BILLED]),
     row(
         Pidfile,
         Stranger,
@@ -319,6 +363,7 @@ const ROWS: &[Row] = &[
     row(Slurm, Text, &[DONE]),
     row(Slurm, Stale, &[STALE]),
     row(Slurm, MaxRuntime, &[TIMEOUT]),
+    row(Slurm, Billed, &[BILLED]),
     row(
         Slurm,
         Rerun,
@@ -451,6 +496,11 @@ impl<'a> Case<'a> {
         } else {
             ""
         };
+        let cost = if matches!(self.row.does, Billed | RerunBilled) {
+            "cost_per_hour: 3.60\n"
+        } else {
+            ""
+        };
         let chain = if self.row.start == Chain {
             format!(
                 "chain:\n  dir: {}\n  detach: nohup\n  heartbeat: 1s\n  stages:\n    - {{ name: train, run: {} }}\n",
@@ -463,7 +513,7 @@ impl<'a> Case<'a> {
         let written = self.sshd.profile(
             &self.id,
             &format!(
-                "{reach}job:\n{alive}  log: {}\n  progress: 'Epoch (\\d+)'\n  done_marker: {}\n  done_pattern: 'Training completed'\n  stall_after: {stall}\n{max_runtime}{chain}{artifacts}data_mount: {}\nalert:\n  heartbeat_url: {}\n",
+                "{reach}{cost}job:\n{alive}  log: {}\n  progress: 'Epoch (\\d+)'\n  done_marker: {}\n  done_pattern: 'Training completed'\n  stall_after: {stall}\n{max_runtime}{chain}{artifacts}data_mount: {}\nalert:\n  heartbeat_url: {}\n",
                 q(&self.log),
                 q(&self.marker),
                 q(&self.dir),
@@ -481,11 +531,12 @@ impl<'a> Case<'a> {
             (Stall, _) => "stall",
             (Traceback, _) => "traceback",
             (Killed, _) => "killed",
-            (Marker, _) | (Rerun, 0) => "marker",
+            (Marker | Billed, _) | (Rerun | RerunBilled, 0) => "marker",
             (Text, _) => "text",
             (Color, _) => "color",
             (ColorText, _) => "colortext",
-            (Rerun, _) => "progress",
+            (Rerun | RerunBilled, _) => "progress",
+            (Eta, _) => "tqdm",
             (Buffered, _) => "buffered",
             (Hung, _) => "hung",
             (Stranger, _) => "stranger",
@@ -723,7 +774,12 @@ impl<'a> Case<'a> {
             self.wait("the job to finish", Duration::from_secs(60), || self.finished())
         };
         match (self.row.does, phase) {
-            (Progress | Cr | Color | Steps, _) => running(3),
+            (Progress | Cr | Color | Steps, _) | (Eta, 0) => running(3),
+            (Eta, _) => {
+                // the box's clock counts whole seconds: the next tick is a later one
+                std::thread::sleep(Duration::from_millis(1500));
+                running(6)
+            }
             (Stall, _) => self.wait("chatter", Duration::from_secs(30), || {
                 count_in(&self.log, "waiting for data") >= 1
             }),
@@ -752,9 +808,9 @@ impl<'a> Case<'a> {
                     .unwrap();
                 Ok(())
             }
-            (Traceback | Killed | Marker | Text | ColorText, _) | (Rerun, 0) => finish(),
-            (Stale, _) | (Rerun, 1) => running(2),
-            (SigKill, _) | (Rerun, _) => {
+            (Traceback | Killed | Marker | Text | ColorText | Billed, _) | (Rerun | RerunBilled, 0) => finish(),
+            (Stale, _) | (Rerun | RerunBilled, 1) => running(2),
+            (SigKill, _) | (Rerun | RerunBilled, _) => {
                 running(2)?;
                 self.kill9();
                 finish()
@@ -835,6 +891,11 @@ impl<'a> Case<'a> {
                 bad.push(format!("line lacks {w:?}"));
             }
         }
+        for w in want.absent {
+            if line.contains(w) {
+                bad.push(format!("line has {w:?}"));
+            }
+        }
         if bad.is_empty() {
             Ok(())
         } else {
@@ -854,7 +915,7 @@ impl<'a> Case<'a> {
             std::thread::sleep(Duration::from_millis(3100));
         }
         for (phase, want) in self.row.expect.iter().enumerate() {
-            if phase == 0 || (self.row.does == Rerun && phase == 1) {
+            if phase == 0 || (matches!(self.row.does, Rerun | RerunBilled) && phase == 1) {
                 if phase == 1 {
                     // the marker's mtime and a start time are whole seconds (the start
                     // up to two early): a re-run three seconds later is unambiguously later
@@ -989,6 +1050,9 @@ fn rendered_table() -> String {
                     .collect();
                 if !words.is_empty() {
                     s.push_str(&format!(", \"{}\"", words.join("\", \"")));
+                }
+                if !x.absent.is_empty() {
+                    s.push_str(&format!(", not \"{}\"", x.absent.join("\", \"")));
                 }
                 s
             })
