@@ -47,20 +47,7 @@ fn rounds(n: usize, makes: &mut [&mut dyn FnMut() -> Command]) -> Vec<Duration> 
 fn main() {
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let sshd = Sshd::start();
-    let b = sshd.box_dir();
-    assert!(
-        sshd.tmux()
-            .args(["new-session", "-d", "-s", "fleet", "sh -c 'while :; do sleep 1; done'"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    std::fs::write(b.join("f.log"), "Epoch 1\n").unwrap();
-    let job = format!(
-        "job:\n  alive: {{ tmux: fleet }}\n  log: {}\n  progress: 'Epoch (\\d+)'\ndata_mount: {}\n",
-        yq(&b.join("f.log").to_string_lossy()),
-        yq(&b.to_string_lossy())
-    );
+    let job = sshd.steady_job("fleet");
 
     // ---- 1. status over 1,000 saved states --------------------------------------
     let p = sshd.profile("f-0000", &job);

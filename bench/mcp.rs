@@ -117,23 +117,7 @@ fn timed(mut f: impl FnMut()) -> Duration {
 fn main() {
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let sshd = Sshd::start();
-    let b = sshd.box_dir();
-    assert!(
-        sshd.tmux()
-            .args(["new-session", "-d", "-s", "mcpb", "sh -c 'while :; do sleep 1; done'"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    std::fs::write(b.join("mb.log"), "Epoch 1\n").unwrap();
-    let p = sshd.profile(
-        "mb",
-        &format!(
-            "job:\n  alive: {{ tmux: mcpb }}\n  log: {}\n  progress: 'Epoch (\\d+)'\ndata_mount: {}\n",
-            yq(&b.join("mb.log").to_string_lossy()),
-            yq(&b.to_string_lossy())
-        ),
-    );
+    let p = sshd.profile("mb", &sshd.steady_job("mcpb"));
     let dir = sshd.path("mcp-bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::rename(&p, dir.join("mb.yaml")).unwrap();

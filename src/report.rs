@@ -133,9 +133,7 @@ pub fn build(i: Inputs) -> Report {
             total: i.pace.and_then(|p| p.total),
             rate_per_h: i.pace.and_then(|p| p.rate_per_h).map(|r| (r * 10.0).round() / 10.0),
             eta_s: i.pace.and_then(|p| p.eta_s),
-            eta_at: i.pace.and_then(|p| p.eta_at).and_then(|t| {
-                chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-            }),
+            eta_at: i.pace.and_then(|p| p.eta_at).and_then(crate::tick::rfc3339),
         },
         alive: i.facts.map(|f| format!("{:?}", f.alive.state).to_lowercase()),
         gpus,

@@ -66,6 +66,11 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// An epoch second (a box clock) as the report prints time; None past chrono's range.
+pub fn rfc3339(at: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp(at, 0).map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 /// One tick with alerts and auto-resume (the `tick` and `patrol` commands).
 pub async fn run(profile: &Profile, store: &Store) -> Tick {
     run_with(profile, store, &Options::tick()).await

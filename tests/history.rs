@@ -10,6 +10,17 @@ use std::time::Duration;
 
 use common::*;
 
+/// `sh -c SCRIPT` in a new tmux session on the box.
+fn tmux_job(sshd: &Sshd, session: &str, script: &str) {
+    assert!(
+        sshd.tmux()
+            .args(["new-session", "-d", "-s", session, "sh", "-c", script])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 /// A job in tmux: `fast` steps at 0.25 s, then 1 s a step (a quarter of
 /// the pace), `Epoch N/400` lines; `done` touched after step `last`.
 fn paced_job(sshd: &Sshd, session: &str, log: &Path, fast: u32, last: u32, done: &Path) {
@@ -18,13 +29,7 @@ fn paced_job(sshd: &Sshd, session: &str, log: &Path, fast: u32, last: u32, done:
         log = q(&log.to_string_lossy()),
         done = q(&done.to_string_lossy()),
     );
-    assert!(
-        sshd.tmux()
-            .args(["new-session", "-d", "-s", session, "sh", "-c", &script])
-            .status()
-            .unwrap()
-            .success()
-    );
+    tmux_job(sshd, session, &script);
 }
 
 fn tick(sshd: &Sshd, p: &Path) -> serde_json::Value {
@@ -176,13 +181,7 @@ fn gpus_idle_while_running_cost_is_named() {
         "echo 'Epoch 1/400' >> {}; while :; do sleep 0.5; done",
         q(&log.to_string_lossy())
     );
-    assert!(
-        sshd.tmux()
-            .args(["new-session", "-d", "-s", "hi", "sh", "-c", &script])
-            .status()
-            .unwrap()
-            .success()
-    );
+    tmux_job(&sshd, "hi", &script);
     sshd.gpu_mode("idle");
     let p = sshd.run_profile("hi", "hi", "thresholds: { gpu_idle_for: 2s }\ncost_per_hour: 36\n");
     let t1 = tick(&sshd, &p);

@@ -80,28 +80,23 @@ fn wait_stops_with_2_when_the_run_crashes_first() {
     assert!(r.stdout.contains("wait failure: CRASHED (cuda_oom)"), "{}", r.stdout);
 }
 
-#[test]
-fn wait_gives_up_after_exactly_n_ticks() {
+/// A run that never prints the text a waiter waits for: the box, and the
+/// waiter's result (gpu: the fake nvidia-smi's mode).
+fn wait_for_text_never_printed(name: &str, gpu: &str, extra: &[&str]) -> (Sshd, Run) {
     let sshd = Sshd::start();
     let b = sshd.box_dir();
-    sshd.start_job("train", &b.join("wn.log"), "forever", 0, "0.2", None, None);
-    let p = sshd.run_profile("wn", "train", "");
-    let r = run(
-        wait_cmd(
-            &sshd,
-            &p,
-            &[
-                "--pattern",
-                "never printed",
-                "--interval",
-                "200ms",
-                "--max-ticks",
-                "3",
-                "--json",
-            ],
-        ),
-        Duration::from_secs(30),
-    );
+    sshd.start_job("train", &b.join(format!("{name}.log")), "forever", 0, "0.2", None, None);
+    let p = sshd.run_profile(name, "train", "");
+    sshd.gpu_mode(gpu);
+    let mut args = vec!["--pattern", "never printed", "--json"];
+    args.extend_from_slice(extra);
+    let r = run(wait_cmd(&sshd, &p, &args), Duration::from_secs(30));
+    (sshd, r)
+}
+
+#[test]
+fn wait_gives_up_after_exactly_n_ticks() {
+    let (sshd, r) = wait_for_text_never_printed("wn", "ok", &["--interval", "200ms", "--max-ticks", "3"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     let lines = r.json();
     assert_eq!(lines.len(), 4, "3 ticks + the final line");
@@ -113,27 +108,10 @@ fn wait_gives_up_after_exactly_n_ticks() {
 
 #[test]
 fn wait_max_seconds_bounds_the_wall_time_and_returns_the_last_line() {
-    let sshd = Sshd::start();
-    let b = sshd.box_dir();
-    sshd.start_job("train", &b.join("wm.log"), "forever", 0, "0.2", None, None);
-    let p = sshd.run_profile("wm", "train", "");
-    let r = run(
-        wait_cmd(
-            &sshd,
-            &p,
-            &[
-                "--pattern",
-                "never printed",
-                "--interval",
-                "1s",
-                "--max-ticks",
-                "1000",
-                "--max-seconds",
-                "3s",
-                "--json",
-            ],
-        ),
-        Duration::from_secs(30),
+    let (_sshd, r) = wait_for_text_never_printed(
+        "wm",
+        "ok",
+        &["--interval", "1s", "--max-ticks", "1000", "--max-seconds", "3s"],
     );
     assert_eq!(r.code, 1, "gave up: {}", r.stdout);
     let lines = r.json();
@@ -155,28 +133,8 @@ fn wait_max_seconds_bounds_the_wall_time_and_returns_the_last_line() {
 
 #[test]
 fn wait_max_seconds_cuts_off_a_tick_that_would_run_past_it() {
-    let sshd = Sshd::start();
-    let b = sshd.box_dir();
-    sshd.start_job("train", &b.join("wc.log"), "forever", 0, "0.2", None, None);
-    let p = sshd.run_profile("wc", "train", "");
     // a wedged nvidia-smi: each tick waits out section_timeout (5s)
-    sshd.gpu_mode("hang");
-    let r = run(
-        wait_cmd(
-            &sshd,
-            &p,
-            &[
-                "--pattern",
-                "never printed",
-                "--interval",
-                "1s",
-                "--max-seconds",
-                "2",
-                "--json",
-            ],
-        ),
-        Duration::from_secs(30),
-    );
+    let (_sshd, r) = wait_for_text_never_printed("wc", "hang", &["--interval", "1s", "--max-seconds", "2"]);
     assert_eq!(r.code, 1, "gave up: {}", r.stdout);
     let last = r.json().pop().unwrap();
     assert_eq!(last["wait"], "gave-up", "{last}");

@@ -57,6 +57,15 @@ async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
         .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
 }
 
+/// A resource's text.
+async fn resource(c: &Client, uri: &str) -> String {
+    let r = c.read_resource(ReadResourceRequestParams::new(uri)).await.unwrap();
+    match &r.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+        other => panic!("{uri}: not text: {other:?}"),
+    }
+}
+
 fn text(r: &CallToolResult) -> String {
     r.content
         .iter()
@@ -215,13 +224,7 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
     .unwrap();
     let r = call(&c, "tick", json!({"profiles": ["m1"]})).await;
     assert!(is_error(&r), "{}", text(&r));
-    let body = c
-        .read_resource(ReadResourceRequestParams::new("gpupatrol://profiles"))
-        .await
-        .unwrap();
-    let rmcp::model::ResourceContents::TextResourceContents { text: t, .. } = &body.contents[0] else {
-        panic!("text")
-    };
+    let t = &resource(&c, "gpupatrol://profiles").await;
     assert!(t.contains(r#"two profiles are named \"m1\""#), "{t}");
     std::fs::remove_file(dir.join("00-m1.yaml")).unwrap();
     let unknown = c
@@ -240,13 +243,7 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
             "gpupatrol://handbook/m2"
         ]
     );
-    let body = c
-        .read_resource(ReadResourceRequestParams::new("gpupatrol://profiles"))
-        .await
-        .unwrap();
-    let rmcp::model::ResourceContents::TextResourceContents { text: t, .. } = &body.contents[0] else {
-        panic!("text")
-    };
+    let t = &resource(&c, "gpupatrol://profiles").await;
     let v: Value = serde_json::from_str(t).unwrap();
     assert_eq!(v["profiles"][0]["name"], "m1");
     assert_eq!(v["profiles"][0]["alive"], "tmux:mrun");
@@ -255,13 +252,7 @@ async fn an_agent_ticks_reads_status_and_resources_and_cannot_leave_the_profiles
         v["not_served"][0].as_str().unwrap().contains("broken.yaml"),
         "the broken profile is named: {v}"
     );
-    let hb = c
-        .read_resource(ReadResourceRequestParams::new("gpupatrol://handbook/m2"))
-        .await
-        .unwrap();
-    let rmcp::model::ResourceContents::TextResourceContents { text: t, .. } = &hb.contents[0] else {
-        panic!("text")
-    };
+    let t = &resource(&c, "gpupatrol://handbook/m2").await;
     assert!(t.starts_with("# Recovery handbook: m2"), "{t}");
     assert!(
         c.read_resource(ReadResourceRequestParams::new("gpupatrol://handbook/../m1"))

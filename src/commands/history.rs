@@ -33,7 +33,7 @@ pub fn run(args: &HistoryArgs, state_dir: Option<&std::path::Path>) -> Result<i3
         for (e, r) in h.entries.iter().zip(&rates) {
             let mut v = serde_json::to_value(e).expect("entries serialize");
             v["rate_per_h"] = serde_json::json!(r.map(|r| (r * 10.0).round() / 10.0));
-            v["ts"] = serde_json::json!(ts(e.at));
+            v["ts"] = serde_json::json!(crate::tick::rfc3339(e.at));
             output::line(&v.to_string());
         }
         return Ok(exit_codes::OK);
@@ -73,12 +73,6 @@ pub fn interval_rates(entries: &[Entry]) -> Vec<Option<f64>> {
         prev = Some(e);
     }
     out
-}
-
-fn ts(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
 }
 
 fn short(at: i64) -> String {

@@ -276,15 +276,18 @@ impl Server {
             argv.push("-p".into());
             argv.push(p.file.clone().into());
         }
-        let table = self.gp(&argv, Duration::from_secs(30)).await?;
+        self.picture_and_json(argv, "profiles").await
+    }
+
+    /// A saved-state command twice (both read-only, a few ms): what a
+    /// person reads first, then its `--json` objects under `key`.
+    async fn picture_and_json(&self, mut argv: Vec<OsString>, key: &str) -> ToolResult {
+        let picture = self.gp(&argv, Duration::from_secs(30)).await?;
         argv.push("--json".into());
         let ran = self.gp(&argv, Duration::from_secs(30)).await?;
-        let mut r = lines_result(&ran, "profiles");
-        // the table a person reads, then the rows as JSON
-        if !table.stdout.trim().is_empty() {
-            r.content
-                .insert(0, ContentBlock::text(table.stdout.trim_end().to_string()));
-            r.content.remove(1);
+        let mut r = lines_result(&ran, key);
+        if !is_err(&r) && !picture.stdout.trim().is_empty() {
+            r.content[0] = ContentBlock::text(picture.stdout.trim_end().to_string());
         }
         Ok(r)
     }
@@ -303,15 +306,8 @@ impl Server {
     async fn history(&self, args: &Map<String, Value>) -> ToolResult {
         only(args, &["profile"])?;
         let p = self.find(&need_str(args, "profile", "history")?)?;
-        let mut argv: Vec<OsString> = vec!["history".into(), "-p".into(), p.file.clone().into()];
-        let picture = self.gp(&argv, Duration::from_secs(30)).await?;
-        argv.push("--json".into());
-        let ran = self.gp(&argv, Duration::from_secs(30)).await?;
-        let mut r = lines_result(&ran, "ticks");
-        if !picture.stdout.trim().is_empty() {
-            r.content[0] = ContentBlock::text(picture.stdout.trim_end().to_string());
-        }
-        Ok(r)
+        let argv: Vec<OsString> = vec!["history".into(), "-p".into(), p.file.clone().into()];
+        self.picture_and_json(argv, "ticks").await
     }
 
     async fn handbook(&self, args: &Map<String, Value>) -> ToolResult {
@@ -421,6 +417,15 @@ impl Server {
                 .read_only(true)
                 .open_world(true)
         };
+        // reads saved state or the profile only: connects nowhere
+        let local = |t: &str| {
+            ToolAnnotations::with_title(t.to_string())
+                .read_only(true)
+                .open_world(false)
+        };
+        let one = |name: &'static str, what: &'static str, a: ToolAnnotations| {
+            Tool::new(name, what, schema(json!({"profile": profile}), &["profile"])).annotate(a)
+        };
         vec![
             Tool::new(
                 "tick",
@@ -433,13 +438,12 @@ impl Server {
                 "The fleet at a glance from saved state only (no connection, nothing written): one row per profile, worst first; `patrol stale` when a profile's last tick is too old.",
                 schema(json!({"profiles": profiles}), &[]),
             )
-            .annotate(ToolAnnotations::with_title("Fleet status").read_only(true).open_world(false)),
-            Tool::new(
+            .annotate(local("Fleet status")),
+            one(
                 "triage",
                 "Pull the traceback from the run's own log on the box (one connection) and classify it, with the fixed remediation.",
-                schema(json!({"profile": profile}), &["profile"]),
-            )
-            .annotate(ro("Failure triage")),
+                ro("Failure triage"),
+            ),
             Tool::new(
                 "wait",
                 format!(
@@ -458,30 +462,26 @@ impl Server {
                 ),
             )
             .annotate(ro("Sentinel wait")),
-            Tool::new(
+            one(
                 "doctor",
                 "Preflight in one connection: reachable, host key, auth, tools on the box, paths, disk, clock.",
-                schema(json!({"profile": profile}), &["profile"]),
-            )
-            .annotate(ro("Preflight")),
-            Tool::new(
+                ro("Preflight"),
+            ),
+            one(
                 "handbook",
                 "The recovery handbook (markdown) for this run: where things are, how to resume, the first command on reconnect. Local; no connection.",
-                schema(json!({"profile": profile}), &["profile"]),
-            )
-            .annotate(ToolAnnotations::with_title("Recovery handbook").read_only(true).open_world(false)),
-            Tool::new(
+                local("Recovery handbook"),
+            ),
+            one(
                 "history",
                 "The profile's tick history from saved state (no connection): step-rate and GPU-utilisation sparklines, the last ticks as rows, and every tick as JSON.",
-                schema(json!({"profile": profile}), &["profile"]),
-            )
-            .annotate(ToolAnnotations::with_title("Tick history").read_only(true).open_world(false)),
-            Tool::new(
+                local("Tick history"),
+            ),
+            one(
                 "chain_status",
                 "Each stage of the on-box self-completion chain, by its sentinels on the box (one connection).",
-                schema(json!({"profile": profile}), &["profile"]),
-            )
-            .annotate(ro("Chain status")),
+                ro("Chain status"),
+            ),
         ]
     }
 }
@@ -544,6 +544,15 @@ fn opt_u64(args: &Map<String, Value>, key: &str, min: u64, max: u64) -> std::res
             _ => Err(format!("{key}: must be a whole number from {min} to {max}")),
         },
     }
+}
+
+fn is_err(r: &CallToolResult) -> bool {
+    r.is_error == Some(true)
+}
+
+/// A resource's one text body.
+fn contents(text: String, uri: &str, mime: &str) -> ReadResourceResponse {
+    ReadResourceResult::new(vec![ResourceContents::text(text, uri).with_mime_type(mime)]).into()
 }
 
 /// The child's own complaint (its stderr), for a tool error.
@@ -706,10 +715,7 @@ impl ServerHandler for Server {
                 "not_served": served.errors,
             });
             let text = serde_json::to_string_pretty(&body).unwrap_or_default();
-            return Ok(ReadResourceResult::new(vec![
-                ResourceContents::text(text, uri).with_mime_type("application/json"),
-            ])
-            .into());
+            return Ok(contents(text, uri, "application/json"));
         }
         if let Some(name) = uri.strip_prefix("gpupatrol://handbook/") {
             let p = self.find(name).map_err(|m| ErrorData::resource_not_found(m, None))?;
@@ -717,10 +723,7 @@ impl ServerHandler for Server {
                 .handbook_text(&p)
                 .await
                 .map_err(|m| ErrorData::internal_error(m, None))?;
-            return Ok(ReadResourceResult::new(vec![
-                ResourceContents::text(text, uri).with_mime_type("text/markdown"),
-            ])
-            .into());
+            return Ok(contents(text, uri, "text/markdown"));
         }
         Err(ErrorData::resource_not_found(
             format!("no resource {uri:?}; there are gpupatrol://profiles and gpupatrol://handbook/NAME"),

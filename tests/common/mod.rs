@@ -322,6 +322,21 @@ impl Sshd {
         sh(self.tmux().args(["new-session", "-d", "-s", session, &cmd]));
     }
 
+    /// A live tmux session whose run stays at step 1 (the benches' steady
+    /// box): the `job:` and `data_mount` lines of its profile.
+    pub fn steady_job(&self, session: &str) -> String {
+        sh(self
+            .tmux()
+            .args(["new-session", "-d", "-s", session, "sh -c 'while :; do sleep 1; done'"]));
+        let log = self.box_dir().join(format!("{session}.log"));
+        std::fs::write(&log, "Epoch 1\n").unwrap();
+        format!(
+            "job:\n  alive: {{ tmux: {session} }}\n  log: {}\n  progress: 'Epoch (\\d+)'\ndata_mount: {}\n",
+            yq(&log.to_string_lossy()),
+            yq(&self.box_dir().to_string_lossy())
+        )
+    }
+
     pub fn kill_session(&self, session: &str) {
         let _ = self.tmux().args(["kill-session", "-t", session]).output();
     }
