@@ -66,6 +66,11 @@ pub fn due(cfg: &Alert, st: &AlertState, r: &Report, now: i64) -> bool {
     }
     let cooldown = cfg.cooldown.as_secs() as i64;
     let cooled = st.last_at.is_none_or(|t| now - t >= cooldown);
+    // the run finished: news once, at once, also as a warning (a box that
+    // still bills for it), whatever was delivered before
+    if r.verdict == crate::verdict::Verdict::Done && st.last_verdict != Some(r.verdict) {
+        return true;
+    }
     if r.severity == Severity::Ok {
         if st.last_verdict == Some(r.verdict) {
             return false;
@@ -346,6 +351,9 @@ mod tests {
         let mut st = delivered(Verdict::Done, 1000);
         st.last_severity = Some(Severity::Warning);
         assert!(!due(&cfg(), &st, &r, 1100), "within the cooldown");
+        // DONE after a STALLED alert a minute ago: news at once, warning or not
+        let stalled = delivered(Verdict::Stalled, 1000);
+        assert!(due(&cfg(), &stalled, &r, 1060));
         assert!(due(&cfg(), &st, &r, 1900), "after it: a reminder");
         r.warnings = vec!["disk 91% used".into()];
         assert!(!due(&cfg(), &st, &r, 1900), "another warning is not reminded");

@@ -159,20 +159,20 @@ pub fn save(dir: &Path, h: &History) -> std::io::Result<()> {
     crate::fsutil::write_atomic(&path(dir, &h.profile), &data)
 }
 
-/// Append a tick, keeping the last `keep`. A box clock outside 2020–2200 is
+/// Append a tick, keeping the last `keep`; whether it was recorded. A box clock outside 2020–2200 is
 /// not recorded. A tick in the same second as the last replaces it; one a
 /// little before the last (clock skew) is not recorded; one more than a day
 /// before it (a box replaced, a clock reset for good) starts the history over.
-pub fn push(h: &mut History, e: Entry, keep: usize) {
+pub fn push(h: &mut History, e: Entry, keep: usize) -> bool {
     h.version = VERSION;
     if !SANE_AT.contains(&e.at) {
-        return;
+        return false;
     }
     match h.entries.last() {
         Some(l) if e.at == l.at => {
             h.entries.pop();
         }
-        Some(l) if e.at < l.at && l.at - e.at <= 86_400 => return,
+        Some(l) if e.at < l.at && l.at - e.at <= 86_400 => return false,
         Some(l) if e.at < l.at => h.entries.clear(),
         _ => {}
     }
@@ -182,39 +182,35 @@ pub fn push(h: &mut History, e: Entry, keep: usize) {
         let cut = h.entries.len() - keep;
         h.entries.drain(..cut);
     }
+    true
 }
 
-/// `e` starts another run than `prev`: another process start, or a step
-/// that went back (a restart from an earlier checkpoint).
-pub fn new_run(prev: &Entry, e: &Entry) -> bool {
-    matches!((prev.run, e.run), (Some(a), Some(b)) if a.abs_diff(b) > RUN_SLACK_S as u64)
-        || matches!((prev.step, e.step), (Some(a), Some(b)) if b < a)
+/// Which entries start another run than the one before: another process
+/// start (beyond the second or so a start is read to), a step that went
+/// back (a restart from an earlier checkpoint), or a run going again after
+/// one that had ended (a re-run in the same folder, counting on).
+pub fn run_breaks(entries: &[Entry]) -> Vec<bool> {
+    let (mut run, mut step, mut ended) = (None::<i64>, None::<u64>, false);
+    entries
+        .iter()
+        .map(|e| {
+            let b = matches!((run, e.run), (Some(a), Some(b)) if a.abs_diff(b) > RUN_SLACK_S as u64)
+                || matches!((step, e.step), (Some(a), Some(b)) if b < a)
+                || (ended && !e.verdict.is_terminal());
+            if b {
+                (run, step) = (None, None);
+            }
+            run = e.run.or(run);
+            step = e.step.or(step);
+            ended = e.verdict.is_terminal();
+            b
+        })
+        .collect()
 }
 
-/// The current run's entries: after the last resume (another `run`, or a
-/// step that went back: a restart from an earlier checkpoint).
+/// The current run's entries: from the last break.
 pub fn current_run(entries: &[Entry]) -> &[Entry] {
-    let mut start = entries.len();
-    let mut last_step: Option<u64> = None;
-    let mut last_run: Option<i64> = None;
-    while start > 0 {
-        let e = &entries[start - 1];
-        // a process start is read to the second, give or take one: a new
-        // run starts later than that (a resume, a restart)
-        if let (Some(r), Some(l)) = (e.run, last_run)
-            && r.abs_diff(l) > RUN_SLACK_S as u64
-        {
-            break;
-        }
-        if let (Some(s), Some(l)) = (e.step, last_step)
-            && s > l
-        {
-            break;
-        }
-        last_run = e.run.or(last_run);
-        last_step = e.step.or(last_step);
-        start -= 1;
-    }
+    let start = run_breaks(entries).iter().rposition(|b| *b).unwrap_or(0);
     &entries[start..]
 }
 
@@ -249,22 +245,23 @@ fn window_start(p: &[(i64, u64)], end: usize, span: f64) -> Option<usize> {
     (0..end).rev().find(|&i| p[end].0.saturating_sub(p[i].0) as f64 >= span)
 }
 
-/// The usual time one step takes in this run (seconds), where it advanced.
+/// The usual time between two changes of the step in this run (seconds):
+/// a log that reports every 500 steps changes once per line, not 500 times.
 fn step_time(p: &[(i64, u64)]) -> Option<f64> {
     let (a, z) = (p.first()?, p.last()?);
-    let steps = z.1.checked_sub(a.1).filter(|s| *s > 0)?;
-    Some(z.0.saturating_sub(a.0) as f64 / steps as f64)
+    let changes = p.windows(2).filter(|w| w[1].1 != w[0].1).count();
+    (changes > 0).then(|| z.0.saturating_sub(a.0) as f64 / changes as f64)
 }
 
-/// A window long enough to hold `gaps` usual gaps and `steps` usual steps
-/// (an epoch that takes four ticks is not a slowdown between epochs).
+/// A window long enough to hold `gaps` usual gaps and `steps` usual changes
+/// of the step (an epoch that takes four ticks is not a slowdown between epochs).
 fn span(p: &[(i64, u64)], gaps: f64, steps: f64) -> Option<f64> {
     Some((gaps * usual_gap(p)?).max(steps * step_time(p).unwrap_or(0.0)))
 }
 
-/// The rate is read over the last six usual gaps (and four steps).
+/// The rate is read over the last six usual gaps (and three changes of the step).
 const RATE_GAPS: f64 = 6.0;
-const WINDOW_STEPS: f64 = 4.0;
+const WINDOW_STEPS: f64 = 3.0;
 /// A slowdown compares the last three usual gaps with the windows of three before them.
 const RECENT_GAPS: f64 = 3.0;
 const BASELINE_WINDOWS: usize = 3;
@@ -435,13 +432,26 @@ fn money(x: f64) -> String {
 /// Rate, ETA, slowdowns and money for the last entry of `entries` (this
 /// tick, already pushed). `end_evidence`: the box's clock of what says when
 /// the run ended (the done marker's or the log's mtime).
-pub fn pace(p: &crate::profile::Profile, entries: &[Entry], end_evidence: Option<i64>) -> Pace {
+/// What the tick knows beside the history: when the box says the run
+/// ended, whether its process still runs, whether a resume is under way,
+/// and whether the box was out of reach at the tick before.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Now {
+    pub end_evidence: Option<i64>,
+    pub alive: bool,
+    pub resuming: bool,
+    pub after_outage: bool,
+}
+
+pub fn pace(p: &crate::profile::Profile, entries: &[Entry], now: Now) -> Pace {
+    let end_evidence = now.end_evidence;
     let mut out = Pace::default();
     let Some(last) = entries.last() else {
         return out;
     };
     let run = current_run(entries);
-    out.total = last.total.or(p.job.total_steps);
+    // the profile's word wins: a line may count steps within an epoch
+    out.total = p.job.total_steps.or(last.total);
     let th = &p.thresholds;
     let frac = th.slow_pct / 100.0;
     if last.verdict == Verdict::Running {
@@ -484,9 +494,18 @@ pub fn pace(p: &crate::profile::Profile, entries: &[Entry], end_evidence: Option
             cost.map(|c| format!(": ~{} of box time", money(c))).unwrap_or_default()
         ));
     }
+    // billed for nothing: the run ended and nothing of it runs (a DONE
+    // whose process still saves and uploads is not idle), and no resume
+    // is under way; after an outage, only from this tick
     if let Some(c) = p.cost_per_hour.filter(|c| *c > 0.0)
         && matches!(last.verdict, Verdict::Done | Verdict::Died | Verdict::Crashed)
-        && let Some(first) = since(entries, last.verdict)
+        && !now.alive
+        && !now.resuming
+        && let Some(first) = if now.after_outage {
+            Some(last.at)
+        } else {
+            since(entries, last.verdict)
+        }
     {
         // the run ended after the last tick that saw it going and by the
         // first that saw it ended; the box's own evidence says where. With
@@ -494,8 +513,8 @@ pub fn pace(p: &crate::profile::Profile, entries: &[Entry], end_evidence: Option
         // only from the first tick that saw it ended: old files may predate
         // this boot, or this box.
         let ended = match (last_alive_before(entries, first), end_evidence) {
+            _ if now.after_outage => first,
             (Some(after), Some(e)) if first.saturating_sub(after) <= 4 * 3600 => e.clamp(after, first),
-            (Some(after), None) if first.saturating_sub(after) <= 4 * 3600 => first,
             _ => first,
         };
         let secs = last.at.saturating_sub(ended).max(0);
@@ -744,7 +763,14 @@ mod tests {
         let mut p =
             crate::profile::parse(Path::new("p.yaml"), "name: p\ntransport: local\ncost_per_hour: 2\n").unwrap();
         p.history = 10;
-        let pc = pace(&p, &h.entries, Some(i64::MIN));
+        let pc = pace(
+            &p,
+            &h.entries,
+            Now {
+                end_evidence: Some(i64::MIN),
+                ..Now::default()
+            },
+        );
         assert!(pc.cost.unwrap().wasted.is_finite());
     }
 
@@ -756,7 +782,14 @@ mod tests {
         d.verdict = Verdict::Done;
         h.push(d.clone());
         // the marker landed 10 minutes after the last RUNNING tick
-        let pc = pace(&p, &h, Some(3 * 1800 + 600));
+        let pc = pace(
+            &p,
+            &h,
+            Now {
+                end_evidence: Some(3 * 1800 + 600),
+                ..Now::default()
+            },
+        );
         assert_eq!(pc.cost.as_ref().unwrap().wasted, 1.2, "20 min at 3.60/h");
         assert!(
             pc.warnings[0].starts_with("DONE 20m ago, box still billed: ~$1.20 at $3.60/h"),
@@ -764,30 +797,101 @@ mod tests {
             pc.warnings
         );
         // a marker from a month ago is no earlier than the last RUNNING tick
-        let pc = pace(&p, &h, Some(-30 * 86_400));
+        let pc = pace(
+            &p,
+            &h,
+            Now {
+                end_evidence: Some(-30 * 86_400),
+                ..Now::default()
+            },
+        );
         assert_eq!(pc.cost.unwrap().wasted, 1.8);
         // first tick ever: only from now
-        let pc = pace(&p, &h[4..], Some(-30 * 86_400));
+        let pc = pace(
+            &p,
+            &h[4..],
+            Now {
+                end_evidence: Some(-30 * 86_400),
+                ..Now::default()
+            },
+        );
         assert_eq!(pc.cost.unwrap().wasted, 0.0);
         // DONE three days ago, then nothing until now: from now
         let mut later = d.clone();
         later.at += 3 * 86_400;
         h.push(later);
-        let pc = pace(&p, &h, None);
+        let pc = pace(&p, &h, Now::default());
         assert_eq!(pc.cost.unwrap().wasted, 0.0);
     }
 
     #[test]
     fn coarse_epochs_are_not_slow() {
         for k in 2..=12u64 {
-            let h: Vec<Entry> = (0..60).map(|i| e(i as i64 * 1800, Some(i as u64 / k))).collect();
-            for n in 20..60 {
-                assert!(
-                    slowdown(&h[..n], 0.5).is_none(),
-                    "an epoch every {k} ticks, at tick {n}"
-                );
+            for per_line in [1, 500] {
+                let h: Vec<Entry> = (0..60)
+                    .map(|i| e(i as i64 * 1800, Some(i as u64 / k * per_line)))
+                    .collect();
+                for n in 20..60 {
+                    assert!(
+                        slowdown(&h[..n], 0.5).is_none(),
+                        "a line of +{per_line} every {k} ticks, at tick {n}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_run_that_counts_on_after_done_is_a_new_run() {
+        let mut h = steady(6, 10);
+        for i in 6..9 {
+            let mut d = e(i * 1800, Some(50));
+            d.verdict = Verdict::Done;
+            d.run = None;
+            h.push(d);
+        }
+        h.push(e(9 * 1800, Some(60)));
+        h.push(e(10 * 1800, Some(70)));
+        assert_eq!(current_run(&h).len(), 2);
+        assert_eq!(rate_per_h(current_run(&h)), Some(20.0));
+    }
+
+    #[test]
+    fn nothing_is_billed_while_the_process_runs_a_resume_is_under_way_or_after_an_outage() {
+        let p = crate::profile::parse(
+            Path::new("p.yaml"),
+            "name: p\ntransport: local\ncost_per_hour: 3.6\njob:\n  total_steps: 5000\n",
+        )
+        .unwrap();
+        let mut h = steady(4, 10);
+        let mut d = e(4 * 1800, Some(40));
+        d.verdict = Verdict::Done;
+        d.total = Some(500);
+        h.push(d);
+        let base = Now {
+            end_evidence: Some(3 * 1800 + 600),
+            ..Now::default()
+        };
+        assert!(pace(&p, &h, base).warnings.iter().any(|w| w.contains(BILLED)));
+        for now in [Now { alive: true, ..base }, Now { resuming: true, ..base }] {
+            let pc = pace(&p, &h, now);
+            assert!(pc.warnings.is_empty(), "{:?}", pc.warnings);
+            assert_eq!(pc.cost.unwrap().wasted, 0.0);
+        }
+        let pc = pace(
+            &p,
+            &h,
+            Now {
+                after_outage: true,
+                ..base
+            },
+        );
+        assert_eq!(pc.cost.unwrap().wasted, 0.0, "after an outage, only from this tick");
+        assert_eq!(
+            pace(&p, &h, base).total,
+            Some(5000),
+            "job.total_steps wins over the line"
+        );
     }
 
     #[test]

@@ -142,7 +142,6 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
 
     // history: this tick joins it (a tick that reached the box, under the
     // lock); rate, ETA, slowdowns and money come from it
-    let mut history = None;
     let mut pace = None;
     if let (Ok(_), Some(f)) = (&lock, &facts) {
         let (mut h, warn) = crate::history::load(store.dir(), &profile.name);
@@ -165,7 +164,16 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
             _ => None,
         };
         let entry = crate::history::entry_of(&draft, f, total, decision.next.run_started);
-        crate::history::push(&mut h, entry, profile.history);
+        // a tick the history does not keep (the box's clock a little
+        // behind) is still the one the pace is read for
+        let view: Vec<crate::history::Entry> = if crate::history::push(&mut h, entry.clone(), profile.history) {
+            h.entries.clone()
+        } else {
+            {
+                let at = entry.at;
+                h.entries.iter().filter(|x| x.at < at).cloned().chain([entry]).collect()
+            }
+        };
         // when the run ended, by the box: the later of the marker and the
         // log (a marker left by an earlier run is older than this run's log)
         let log_mtime = f.log.as_ref().map(|l| l.mtime).filter(|m| *m > 0);
@@ -173,11 +181,26 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
             crate::verdict::Verdict::Done => f.markers.done_marker_mtime.max(log_mtime),
             _ => log_mtime,
         };
-        let pc = crate::history::pace(profile, &h.entries, evidence);
+        let now = crate::history::Now {
+            end_evidence: evidence,
+            alive: f.alive.state == crate::probe::facts::Liveness::Yes,
+            // this tick resumed it, or a resume waits its turn
+            resuming: action
+                .as_deref()
+                .is_some_and(|a| !a.starts_with("restart budget spent")),
+            after_outage: matches!(
+                previous,
+                Some(crate::verdict::Verdict::Unreachable | crate::verdict::Verdict::ProbeError)
+            ),
+        };
+        let pc = crate::history::pace(profile, &view, now);
         extra.extend(pc.warnings.iter().cloned());
         pace = Some(pc);
-        if opts.act {
-            history = Some(h);
+        // saved before the state, so the summary `status` reads says so if it fails
+        if opts.act
+            && let Err(e) = crate::history::save(store.dir(), &h)
+        {
+            extra.push(format!("history not saved: {e}"));
         }
     } else if let Some(per_hour) = profile.cost_per_hour {
         // a box that did not answer may still bill: its price stays in
@@ -266,12 +289,6 @@ async fn run_inner(profile: &Profile, store: &Store, opts: &Options, slots: Opti
         && let Err(e) = store.save(&decision.next)
     {
         extra.push(format!("state not saved: {}", e.render()));
-        report = build(&decision, &extra, elapsed());
-    }
-    if let Some(h) = &history
-        && let Err(e) = crate::history::save(store.dir(), h)
-    {
-        extra.push(format!("history not saved: {e}"));
         report = build(&decision, &extra, elapsed());
     }
     drop(lock);

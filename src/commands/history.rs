@@ -52,12 +52,9 @@ pub fn run(args: &HistoryArgs, state_dir: Option<&std::path::Path>) -> Result<i3
 /// in one pass: a run starts where `current_run` would start one.
 pub fn interval_rates(entries: &[Entry]) -> Vec<Option<f64>> {
     let mut out = Vec::with_capacity(entries.len());
-    let mut prev: Option<&Entry> = None;
     let mut last_step: Option<(i64, u64)> = None;
-    for e in entries {
-        if let Some(p) = prev
-            && history::new_run(p, e)
-        {
+    for (e, new_run) in entries.iter().zip(history::run_breaks(entries)) {
+        if new_run {
             last_step = None;
         }
         let r = match (last_step, e.step) {
@@ -70,7 +67,6 @@ pub fn interval_rates(entries: &[Entry]) -> Vec<Option<f64>> {
         if let Some(s) = e.step {
             last_step = Some((e.at, s));
         }
-        prev = Some(e);
     }
     out
 }
